@@ -1,0 +1,157 @@
+"""Every setting of the local stack, the dashboard and the command line, validated once.
+
+Sources, strongest first: environment variables ``STREAMDESK_*``; the ``[streamdesk]`` table of
+``.streamlit/secrets.toml`` (keys without the prefix, lower case); the defaults below. The defaults run the
+local stack on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from backend.template import PROJECT_ROOT
+
+SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+API_KEY_FILE = "api-key"
+LOCAL_REGION = "us-east-1"
+# DynamoDB Local accepts any credentials; these only have to be present.
+LOCAL_ACCESS_KEY = "local"
+LOCAL_SECRET_KEY = "local"
+
+
+class _SecretsTomlSource(PydanticBaseSettingsSource):
+    """The ``[streamdesk]`` table of ``.streamlit/secrets.toml``, where Streamlit users keep settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls)
+        self._values: dict[str, Any] = {}
+        path_override = os.environ.get("STREAMDESK_SECRETS_FILE")
+        path = Path(path_override) if path_override else path
+        if path.is_file():
+            with path.open("rb") as handle:
+                section = tomllib.load(handle).get("streamdesk", {})
+            self._values = {str(k).lower(): v for k, v in section.items()}
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    """Where the stack is and how the dashboard behaves."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMDESK_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address every local component listens on.")
+    api_port: int = Field(3000, ge=1, le=65535)
+    dynamodb_port: int = Field(8000, ge=1, le=65535)
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+    data_dir: Path = Field(PROJECT_ROOT / ".data", description="DynamoDB Local's files, checkpoints, key.")
+    table: str = Field("streamdesk-requests", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
+    api_key_value: str | None = Field(None, alias="STREAMDESK_API_KEY", description="Generated if unset.")
+
+    # Where to reach things. Empty means "the local stack on host:port".
+    dynamodb_endpoint: str | None = None
+    api_url: str | None = None
+    region: str = LOCAL_REGION
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    stack: str | None = Field(None, description="Name of a deployed CloudFormation stack to watch.")
+
+    # Behaviour of the dashboard.
+    refresh_seconds: float = Field(5.0, ge=1.0, description="Auto-refresh interval (1 second at least).")
+    expiring_horizon_hours: float = Field(24.0, gt=0)
+    stuck_after_seconds: float = Field(300.0, gt=0)
+    page_size: int = Field(50, ge=5, le=500)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value if value.is_absolute() else (PROJECT_ROOT / value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _SecretsTomlSource(settings_cls, SECRETS_PATH))
+
+    # ------------------------------------------------------------------------------------ derived
+    @property
+    def is_local(self) -> bool:
+        """True when the settings point at the local stack (no endpoint or stack given)."""
+        return self.stack is None and self.dynamodb_endpoint is None
+
+    @property
+    def dynamodb_url(self) -> str:
+        return self.dynamodb_endpoint or f"http://{self.host}:{self.dynamodb_port}"
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.api_url or f"http://{self.host}:{self.api_port}").rstrip("/")
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://{self.host}:{self.dashboard_port}"
+
+    @cached_property
+    def api_key(self) -> str:
+        """The API key: given, or generated once and kept in the data dir (printed by ``make up``)."""
+        if self.api_key_value:
+            return self.api_key_value
+        path = self.data_dir / API_KEY_FILE
+        if path.is_file():
+            return path.read_text(encoding="utf-8").strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(30)
+        # Written with 0600: the key grants write access to the API.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        return key
+
+    def boto3_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client``/``resource`` aimed at this stack's DynamoDB."""
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        if self.dynamodb_endpoint or self.is_local:
+            kwargs["endpoint_url"] = self.dynamodb_url
+        if self.aws_access_key_id and self.aws_secret_access_key:
+            kwargs["aws_access_key_id"] = self.aws_access_key_id
+            kwargs["aws_secret_access_key"] = self.aws_secret_access_key
+        elif self.is_local:
+            kwargs["aws_access_key_id"] = LOCAL_ACCESS_KEY
+            kwargs["aws_secret_access_key"] = LOCAL_SECRET_KEY
+        return kwargs
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.data_dir / "trigger" / "checkpoints.json"
+
+    @property
+    def trigger_state_path(self) -> Path:
+        return self.data_dir / "trigger" / "state.json"
+
+    @property
+    def failure_destination_path(self) -> Path:
+        return self.data_dir / "trigger" / "failure-destination.jsonl"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and secrets; keyword overrides win (tests use them)."""
+    return Settings(**overrides)
