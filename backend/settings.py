@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from backend.template import PROJECT_ROOT
+from backend.template import PROJECT_ROOT, Template, default_raw_template
 
 SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 API_KEY_FILE = "api-key"
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     stack: str | None = Field(None, description="Name of a deployed CloudFormation stack to watch.")
+    time_index_shards: int | None = Field(
+        None, ge=1, le=32, description="Write shards of the indexes; the template's parameter if unset."
+    )
 
     # Behaviour of the dashboard.
     refresh_seconds: float = Field(5.0, ge=1.0, description="Auto-refresh interval (1 second at least).")
@@ -109,6 +112,13 @@ class Settings(BaseSettings):
     @property
     def dashboard_url(self) -> str:
         return f"http://{self.host}:{self.dashboard_port}"
+
+    @property
+    def index_shards(self) -> int:
+        """How many write shards the time and open-state indexes use (template parameter by default)."""
+        if self.time_index_shards is not None:
+            return self.time_index_shards
+        return Template(default_raw_template()).int_parameter("TimeIndexShards")
 
     @cached_property
     def api_key(self) -> str:

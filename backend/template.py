@@ -65,7 +65,7 @@ _TemplateLoader.add_multi_constructor("!", _construct_intrinsic)
 def load_raw(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The template as a dict, short-form tags kept as :class:`Intrinsic` values."""
     with path.open(encoding="utf-8") as handle:
-        data = yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+        data = yaml.load(handle, Loader=_TemplateLoader)  # SafeLoader subclass
     if not isinstance(data, dict) or "Resources" not in data:
         raise TemplateError(f"{path} is not a CloudFormation template")
     return data
@@ -173,7 +173,7 @@ class Template:
             return self._resolve_intrinsic(value.name, value.value)
         if isinstance(value, dict):
             if len(value) == 1:
-                (key, inner), = value.items()
+                ((key, inner),) = value.items()
                 if key == "Ref" or (key.startswith("Fn::") and key != "Fn::Transform"):
                     return self._resolve_intrinsic(key, inner)
             return {k: self.resolve(v) for k, v in value.items()}

@@ -95,7 +95,7 @@ def wait_ready(endpoint: str, process: subprocess.Popen[bytes] | None = None, ti
         try:
             probe.list_tables(Limit=1)
             return
-        except Exception as error:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as error:  # any failure means "not yet"
             last_error = error
             time.sleep(0.2)
     raise DynamoDBLocalError(f"DynamoDB Local did not answer within {timeout:.0f}s: {last_error}")
@@ -119,7 +119,7 @@ class DynamoDBLocal:
     ) -> DynamoDBLocal:
         port = port or free_port()
         output = log_path.open("ab") if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(  # noqa: S603 - fixed command line
+        process = subprocess.Popen(  # fixed command line
             build_command(port, db_path=db_path), stdout=output, stderr=subprocess.STDOUT
         )
         instance = cls(port=port, process=process)
