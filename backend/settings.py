@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from backend.template import PROJECT_ROOT, Template, default_raw_template
@@ -79,6 +79,13 @@ class Settings(BaseSettings):
     stuck_after_seconds: float = Field(300.0, gt=0)
     page_size: int = Field(50, ge=5, le=500)
 
+    # Who may change things (see backend/roles.py). With an OpenID Connect provider in secrets ([auth]),
+    # people sign in with st.login and the e-mails in `operators` are operators; otherwise one password
+    # per role; with neither, the local default runs as operator, on 127.0.0.1 only.
+    viewer_password: SecretStr | None = None
+    operator_password: SecretStr | None = None
+    operators: tuple[str, ...] = ()
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -96,6 +103,10 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _SecretsTomlSource(settings_cls, SECRETS_PATH))
 
     # ------------------------------------------------------------------------------------ derived
+    @property
+    def listens_on_loopback_only(self) -> bool:
+        return self.host in ("127.0.0.1", "localhost", "::1")
+
     @property
     def is_local(self) -> bool:
         """True when the settings point at the local stack (no endpoint or stack given)."""

@@ -1,0 +1,200 @@
+"""The changes people make to requests: redrive (retry) a failed request, and hand a stuck one back.
+
+Data access like ``requests_dal`` (the only other module that talks to DynamoDB), but for writes. Every
+change is a conditional update, is recorded on the item (who, when) and requires an operator.
+A redrive moves ``FAILED`` back to ``PENDING``; the stream's MODIFY record (old image FAILED, new PENDING)
+is exactly what the trigger's filter passes, so the request is processed again, resuming after its last
+completed step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from streamdesk_processor import item as attr
+from streamdesk_processor.item import Status
+
+from backend.requests_dal import StoreUnavailable
+from backend.roles import Actor, require_operator
+
+# Bulk redrives go in bounded batches: a whole error group of thousands must not flood the table or the
+# trigger at once, and each request gets its own outcome.
+REDRIVE_BATCH_SIZE = 25
+REDRIVE_CONCURRENCY = 4
+
+
+class Outcome(StrEnum):
+    REDRIVEN = "redriven"
+    NOT_FAILED = "not failed"  # its status changed meanwhile: nothing was changed
+    NOT_FOUND = "not found"
+    MARKED_FAILED = "marked failed"  # a stuck request handed back (then redriven)
+    NOT_STUCK = "not stuck"  # it moved on meanwhile: nothing was changed
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    request_id: str
+    outcome: Outcome
+    detail: str = ""
+
+
+def _shard_of(item: dict[str, Any]) -> str:
+    bucket = item.get(attr.TIME_BUCKET, {}).get("S", "")
+    return bucket.rsplit(attr.BUCKET_SEPARATOR, 1)[-1] if attr.BUCKET_SEPARATOR in bucket else "0"
+
+
+def _open_state(status: Status, shard: str) -> str:
+    return f"{status.value}{attr.BUCKET_SEPARATOR}{shard}"
+
+
+class RequestActions:
+    """Conditional writes on request items, each one allowed to operators only."""
+
+    def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
+        self._client = client
+        self._table = table
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    def _read(self, request_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={attr.ID: {"S": request_id}},
+            ProjectionExpression="#s, #tb, #u",
+            ExpressionAttributeNames={"#s": attr.STATUS, "#tb": attr.TIME_BUCKET, "#u": attr.UPDATED_AT},
+            ConsistentRead=True,
+        )
+        found: dict[str, Any] | None = response.get("Item")
+        return found
+
+    # ------------------------------------------------------------------------------------ redrive
+    def redrive(self, request_id: str, actor: Actor) -> ActionResult:
+        """Move one FAILED request back to PENDING (changes nothing if it is no longer FAILED)."""
+        require_operator(actor, "retry requests")
+        try:
+            current = self._read(request_id)
+            if current is None:
+                return ActionResult(request_id, Outcome.NOT_FOUND)
+            now = self._now_ms()
+            self._client.update_item(
+                TableName=self._table,
+                Key={attr.ID: {"S": request_id}},
+                ConditionExpression="#s = :failed",
+                UpdateExpression=(
+                    "SET #s = :pending, #open = :open, #upd = :now, #rat = :now, #rby = :by, "
+                    "#rn = if_not_exists(#rn, :zero) + :one, #last = #err REMOVE #err, #fin"
+                ),
+                ExpressionAttributeNames={
+                    "#s": attr.STATUS,
+                    "#open": attr.OPEN_STATE,
+                    "#upd": attr.UPDATED_AT,
+                    "#rat": attr.REDRIVEN_AT,
+                    "#rby": attr.REDRIVEN_BY,
+                    "#rn": attr.REDRIVES,
+                    "#last": attr.LAST_ERROR,
+                    "#err": attr.ERROR,
+                    "#fin": attr.FINISHED_AT,
+                },
+                ExpressionAttributeValues={
+                    ":failed": {"S": Status.FAILED.value},
+                    ":pending": {"S": Status.PENDING.value},
+                    ":open": {"S": _open_state(Status.PENDING, _shard_of(current))},
+                    ":now": {"N": str(now)},
+                    ":by": {"S": actor.name},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                status = (current or {}).get(attr.STATUS, {}).get("S", "?")
+                return ActionResult(request_id, Outcome.NOT_FAILED, f"status is {status}")
+            return ActionResult(request_id, Outcome.ERROR, str(error))
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"DynamoDB is unreachable: {error}") from error
+        return ActionResult(request_id, Outcome.REDRIVEN)
+
+    def redrive_many(
+        self,
+        request_ids: Iterable[str],
+        actor: Actor,
+        on_batch: Callable[[list[ActionResult]], None] | None = None,
+    ) -> list[ActionResult]:
+        """Redrive many requests in bounded batches; one result per request, in the order given."""
+        require_operator(actor, "retry requests")
+        ids = list(dict.fromkeys(request_ids))  # each request once, order kept
+        results: list[ActionResult] = []
+        with ThreadPoolExecutor(max_workers=REDRIVE_CONCURRENCY) as pool:
+            for start in range(0, len(ids), REDRIVE_BATCH_SIZE):
+                batch = ids[start : start + REDRIVE_BATCH_SIZE]
+                done = list(pool.map(lambda request_id: self.redrive(request_id, actor), batch))
+                results.extend(done)
+                if on_batch is not None:
+                    on_batch(done)
+        return results
+
+    # --------------------------------------------------------------------------------- stuck ones
+    def hand_back_stuck(self, request_id: str, expected: Status, idle_since_ms: int, reason: str,
+                        actor: Actor) -> ActionResult:  # fmt: skip
+        """Mark a stuck PENDING/PROCESSING request FAILED (error type ``Stuck``), then redrive it.
+
+        The condition (still ``expected``, not updated since ``idle_since_ms``) makes this a no-op for a
+        request that moved on meanwhile. The FAILED -> PENDING step produces the stream record the
+        trigger's filter passes: the only way back for a request whose own record is gone from the stream.
+        """
+        require_operator(actor, "reconcile stuck requests")
+        try:
+            current = self._read(request_id)
+            if current is None:
+                return ActionResult(request_id, Outcome.NOT_FOUND)
+            now = self._now_ms()
+            self._client.update_item(
+                TableName=self._table,
+                Key={attr.ID: {"S": request_id}},
+                ConditionExpression="#s = :expected AND (attribute_not_exists(#upd) OR #upd <= :idle)",
+                UpdateExpression="SET #s = :failed, #open = :open, #upd = :now, #fin = :now, #err = :err "
+                "REMOVE #claim",
+                ExpressionAttributeNames={
+                    "#s": attr.STATUS,
+                    "#open": attr.OPEN_STATE,
+                    "#upd": attr.UPDATED_AT,
+                    "#fin": attr.FINISHED_AT,
+                    "#err": attr.ERROR,
+                    "#claim": attr.CLAIM,
+                },
+                ExpressionAttributeValues={
+                    ":expected": {"S": expected.value},
+                    ":idle": {"N": str(idle_since_ms)},
+                    ":failed": {"S": Status.FAILED.value},
+                    ":open": {"S": _open_state(Status.FAILED, _shard_of(current))},
+                    ":now": {"N": str(now)},
+                    ":err": {
+                        "M": {
+                            attr.ERROR_TYPE: {"S": "Stuck"},
+                            attr.ERROR_MESSAGE: {"S": f"{reason} (handed back by {actor.name})"[:2000]},
+                            attr.ERROR_STEP: {"S": ""},
+                            attr.ERROR_TRACEBACK: {"S": ""},
+                            attr.ERROR_TRANSIENT: {"BOOL": True},
+                        }
+                    },
+                },
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return ActionResult(request_id, Outcome.NOT_STUCK, "it changed meanwhile")
+            return ActionResult(request_id, Outcome.ERROR, str(error))
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"DynamoDB is unreachable: {error}") from error
+        redriven = self.redrive(request_id, actor)
+        if redriven.outcome is not Outcome.REDRIVEN:
+            return ActionResult(request_id, Outcome.MARKED_FAILED, f"redrive: {redriven.outcome}")
+        return redriven

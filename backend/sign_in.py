@@ -1,0 +1,111 @@
+"""Who is using the dashboard, and with which role (the page side of ``backend/roles.py``).
+
+Three modes, the first configured wins:
+1. OpenID Connect (``[auth]`` in ``.streamlit/secrets.toml``): ``st.login``; operators are the e-mails listed
+   in ``STREAMDESK_OPERATORS`` / ``operators`` of ``[streamdesk]``; everyone else signed in is a viewer.
+2. Passwords (``viewer_password`` / ``operator_password``): a password form; the role is the one whose
+   password matched.
+3. Neither: the local default. Operator when the dashboard listens on 127.0.0.1 only (and the page says so);
+   a viewer otherwise, because an unauthenticated dashboard reachable from a network must not change things.
+"""
+
+from __future__ import annotations
+
+import hmac
+from enum import StrEnum
+from typing import Any
+
+import streamlit as st
+
+from backend.roles import Actor, Role
+from backend.settings import Settings
+
+SESSION_ACTOR = "streamdesk.actor"
+
+
+class SignInMode(StrEnum):
+    OIDC = "OpenID Connect"
+    PASSWORD = "password"
+    LOCAL = "local default"
+
+
+def _oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all: Streamlit raises rather than returning empty
+        return False
+
+
+def sign_in_mode(settings: Settings) -> SignInMode:
+    if _oidc_configured():
+        return SignInMode.OIDC
+    if settings.viewer_password or settings.operator_password:
+        return SignInMode.PASSWORD
+    return SignInMode.LOCAL
+
+
+def role_for_password(settings: Settings, password: str) -> Role | None:
+    """The role whose password this is (constant-time comparisons), or None."""
+    given = password.encode()
+    for role, secret in (
+        (Role.OPERATOR, settings.operator_password),
+        (Role.VIEWER, settings.viewer_password),
+    ):
+        if secret is not None and hmac.compare_digest(given, secret.get_secret_value().encode()):
+            return role
+    return None
+
+
+def local_default_actor(settings: Settings) -> Actor:
+    if settings.listens_on_loopback_only:
+        return Actor("local operator", Role.OPERATOR)
+    return Actor("anonymous viewer", Role.VIEWER)
+
+
+def current_actor(settings: Settings) -> Actor | None:
+    """The signed-in actor; renders the sign-in form and returns None while nobody is signed in."""
+    mode = sign_in_mode(settings)
+    if mode is SignInMode.LOCAL:
+        return local_default_actor(settings)
+    if mode is SignInMode.OIDC:
+        user: Any = st.user
+        if not user.is_logged_in:
+            st.info("Sign in to use Streamdesk.")
+            st.button("Sign in", on_click=st.login, type="primary")
+            return None
+        email = str(user.get("email") or user.get("name") or "signed-in user")
+        is_operator = email.lower() in {o.lower() for o in settings.operators}
+        return Actor(email, Role.OPERATOR if is_operator else Role.VIEWER)
+    actor = st.session_state.get(SESSION_ACTOR)
+    if isinstance(actor, Actor):
+        return actor
+    with st.form("sign-in"):
+        st.write("Sign in to use Streamdesk.")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if submitted:
+        matched = role_for_password(settings, password)
+        if matched is None:
+            st.error("Wrong password.")
+            return None
+        actor = Actor(matched.value, matched)
+        st.session_state[SESSION_ACTOR] = actor
+        st.rerun()
+    return None
+
+
+def sign_out() -> None:
+    st.session_state.pop(SESSION_ACTOR, None)
+    if _oidc_configured():
+        st.logout()
+
+
+def describe(actor: Actor, settings: Settings) -> str:
+    """One line for the sidebar: who, which role, and how they got it."""
+    mode = sign_in_mode(settings)
+    text = f"Signed in as **{actor.name}** ({actor.role.value})"
+    if mode is SignInMode.LOCAL:
+        if actor.role is Role.OPERATOR:
+            return "Local default: **operator**, because the dashboard listens on 127.0.0.1 only."
+        return "No sign-in configured and the dashboard is reachable from the network: **viewer** only."
+    return text

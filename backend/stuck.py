@@ -1,0 +1,146 @@
+"""Stuck requests: pending or processing for longer than a threshold, and the likely reason why.
+
+The reason is inferred from what the dashboard can see: the trigger's health (its heartbeat, iterator age
+and last batch), the request's age against the stream's 24-hour retention, and its processing claim.
+``reconcile`` hands back the ones a redrive can fix; the others are fixed where they are caused (start the
+trigger, let a backlog drain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from streamdesk_processor.item import Status
+
+from backend.request_actions import ActionResult, RequestActions
+from backend.requests_dal import RequestSummary
+from backend.roles import Actor
+
+STREAM_RETENTION_MS = 24 * 3600 * 1000  # DynamoDB Streams keep records for 24 hours
+TRIGGER_SILENT_AFTER_MS = 15_000  # the local trigger writes a heartbeat every second or so
+TRIGGER_LAGGING_AFTER_MS = 60_000  # iterator age beyond this is a backlog
+
+
+class StuckReason(StrEnum):
+    TRIGGER_STOPPED = "trigger stopped"
+    TRIGGER_LAGGING = "trigger lagging"
+    BEYOND_STREAM_RETENTION = "older than the stream's 24-hour retention"
+    CLAIM_ABANDONED = "processing claim never finished"
+    RECORD_LOST = "no stream record is coming"
+
+
+# What a person should do, per reason.
+ADVICE: dict[StuckReason, str] = {
+    StuckReason.TRIGGER_STOPPED: "Start the trigger (locally: restart `make up`; on AWS: enable the event "
+    "source mapping). Its records wait in the stream for up to 24 hours.",
+    StuckReason.TRIGGER_LAGGING: "A backlog: the requests will be processed as the trigger catches up. "
+    "Watch the iterator age; if it keeps growing, a record may be blocking its shard.",
+    StuckReason.BEYOND_STREAM_RETENTION: "Its stream record is gone; only a redrive brings it back. "
+    "Reconcile.",
+    StuckReason.CLAIM_ABANDONED: "The processor started it and never finished (crash or timeout). Reconcile.",
+    StuckReason.RECORD_LOST: "The trigger is healthy but nothing is processing it (its record was "
+    "filtered out or lost). Reconcile.",
+}
+FIXED_BY_RECONCILE = frozenset(
+    {StuckReason.BEYOND_STREAM_RETENTION, StuckReason.CLAIM_ABANDONED, StuckReason.RECORD_LOST}
+)
+
+
+@dataclass(frozen=True)
+class TriggerHealth:
+    """What the dashboard knows about the trigger (local state file, or the deployed mapping's metrics)."""
+
+    running: bool | None  # None: unknown
+    iterator_age_ms: int | None = None
+    last_batch_at: int | None = None
+    heartbeat_at: int | None = None
+
+    @classmethod
+    def from_local_state(cls, state: dict[str, object] | None, now_ms: int) -> TriggerHealth:
+        """From the local trigger's state.json (None when it never ran)."""
+        if not state:
+            return cls(running=False)
+        heartbeat = _int(state.get("heartbeatAt"))
+        alive = state.get("state") != "Stopped" and heartbeat is not None
+        alive = alive and now_ms - (heartbeat or 0) <= TRIGGER_SILENT_AFTER_MS
+        return cls(
+            running=alive,
+            iterator_age_ms=_int(state.get("iteratorAgeMs")),
+            last_batch_at=_int(state.get("lastBatchAt")),
+            heartbeat_at=heartbeat,
+        )
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class StuckRequest:
+    summary: RequestSummary
+    reason: StuckReason
+    idle_ms: int  # since the request last changed
+
+    @property
+    def fixed_by_reconcile(self) -> bool:
+        return self.reason in FIXED_BY_RECONCILE
+
+
+def _last_change(item: RequestSummary) -> int | None:
+    return item.updated_at or item.redriven_at or item.started_at or item.created_at
+
+
+def diagnose(
+    item: RequestSummary, trigger: TriggerHealth, now_ms: int, stuck_after_ms: int
+) -> StuckRequest | None:
+    """Why ``item`` is stuck, or None if it is not stuck (not open, or not idle long enough)."""
+    if item.status not in (Status.PENDING, Status.PROCESSING):
+        return None
+    last = _last_change(item)
+    if last is None:
+        return None
+    idle = now_ms - last
+    if idle < stuck_after_ms:
+        return None
+    entered = item.redriven_at or item.created_at or last
+    if item.status == Status.PENDING and now_ms - entered > STREAM_RETENTION_MS:
+        reason = StuckReason.BEYOND_STREAM_RETENTION
+    elif trigger.running is False:
+        reason = StuckReason.TRIGGER_STOPPED
+    elif (trigger.iterator_age_ms or 0) > TRIGGER_LAGGING_AFTER_MS and item.status == Status.PENDING:
+        reason = StuckReason.TRIGGER_LAGGING
+    elif item.status == Status.PROCESSING:
+        reason = StuckReason.CLAIM_ABANDONED
+    else:
+        reason = StuckReason.RECORD_LOST
+    return StuckRequest(item, reason, idle)
+
+
+def find_stuck(
+    open_items: Iterable[RequestSummary], trigger: TriggerHealth, now_ms: int, stuck_after_ms: int
+) -> list[StuckRequest]:
+    """Every stuck request among ``open_items``, the longest idle first."""
+    found = [d for i in open_items if (d := diagnose(i, trigger, now_ms, stuck_after_ms)) is not None]
+    return sorted(found, key=lambda s: -s.idle_ms)
+
+
+def reconcile(
+    stuck: Iterable[StuckRequest], actions: RequestActions, actor: Actor, now_ms: int, stuck_after_ms: int
+) -> list[ActionResult]:
+    """Hand back every stuck request a redrive can fix; the others are left for their cause to be fixed."""
+    results = []
+    for entry in stuck:
+        if not entry.fixed_by_reconcile:
+            continue
+        results.append(
+            actions.hand_back_stuck(
+                entry.summary.id,
+                Status(entry.summary.status),
+                idle_since_ms=now_ms - stuck_after_ms,
+                reason=f"stuck {entry.idle_ms // 1000} s: {entry.reason.value}",
+                actor=actor,
+            )
+        )
+    return results
