@@ -1,0 +1,73 @@
+"""The function's settings, read from its environment (infra/template.yaml sets them) and validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from streamdesk_processor.errors import ConfigError
+
+TABLE_NAME = "TABLE_NAME"
+RETENTION_DAYS = "RETENTION_DAYS"
+MAX_RETRIES = "MAX_RETRIES"
+# boto3 reads these by itself; they are listed so that a change of endpoint rebuilds the client.
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+# Used only when the variable is unset (the template always sets both).
+DEFAULT_RETENTION_DAYS = 7
+DEFAULT_MAX_RETRIES = 3
+
+# The event source mapping's own "retry until the record expires" value.
+UNLIMITED_RETRIES = -1
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    """What the processor needs to know about its deployment."""
+
+    table_name: str
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    max_retries: int = DEFAULT_MAX_RETRIES
+
+    def __post_init__(self) -> None:
+        if not 3 <= len(self.table_name) <= 255:
+            raise ConfigError(f"{TABLE_NAME} must name a DynamoDB table (3 to 255 characters)")
+        if self.retention_days < 1:
+            raise ConfigError(f"{RETENTION_DAYS} must be at least 1, got {self.retention_days}")
+        if self.max_retries < UNLIMITED_RETRIES:
+            raise ConfigError(f"{MAX_RETRIES} must be -1 (unlimited) or more, got {self.max_retries}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ProcessorConfig:
+        table = environ.get(TABLE_NAME, "").strip()
+        if not table:
+            raise ConfigError(f"{TABLE_NAME} is not set: the function does not know its table")
+        return cls(
+            table_name=table,
+            retention_days=_int(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
+            max_retries=_int(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES),
+        )
+
+    @property
+    def retention_seconds(self) -> int:
+        return self.retention_days * 86_400
+
+    def retries_spent(self, attempts: int) -> bool:
+        """True once a request has started ``max_retries + 1`` times (never with unlimited retries)."""
+        return self.max_retries != UNLIMITED_RETRIES and attempts >= self.max_retries + 1
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def environment_key(environ: Mapping[str, str]) -> tuple[str | None, ...]:
+    """The raw values the processor is built from: when they change, the processor is rebuilt."""
+    names = (TABLE_NAME, RETENTION_DAYS, MAX_RETRIES, *ENDPOINT_VARIABLES)
+    return tuple(environ.get(name) for name in names)

@@ -1,0 +1,50 @@
+"""The Lambda entry point (``streamdesk_processor.handler.lambda_handler`` in infra/template.yaml)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from streamdesk_processor.config import ProcessorConfig, environment_key
+from streamdesk_processor.log import logger
+from streamdesk_processor.processor import StreamProcessor
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Standard retries absorb throttling; the timeouts keep a dead endpoint from eating the function's time.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+
+_lock = threading.Lock()
+_cached: tuple[tuple[str | None, ...], StreamProcessor] | None = None
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """The default client: region, credentials and endpoint (AWS_ENDPOINT_URL_DYNAMODB) from the env."""
+    # Lambda sets AWS_REGION and AWS_DEFAULT_REGION; botocore reads only the latter, so a runner that sets
+    # just AWS_REGION (as Lambda documents it) still works.
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+    return boto3.client("dynamodb", region_name=region, config=_CLIENT_CONFIG)
+
+
+def get_processor() -> StreamProcessor:
+    """The processor for the current environment, built at first use and rebuilt when the table or the
+    endpoint settings change (the local stack and the tests run many tables in one process)."""
+    global _cached
+    key = environment_key(os.environ)
+    with _lock:
+        if _cached is None or _cached[0] != key:
+            config = ProcessorConfig.from_env(os.environ)
+            _cached = (key, StreamProcessor(config, dynamodb_client()))
+            logger.debug("processor built", extra={"table": config.table_name})
+        return _cached[1]
+
+
+@logger.inject_lambda_context
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(get_processor().handle(event, context))

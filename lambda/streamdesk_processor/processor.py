@@ -1,0 +1,224 @@
+"""The stream processor: claims each new or redriven request, runs the business-logic steps, records the
+outcome on the item (see docs/internal-contracts.md, "Processor claim protocol")."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+
+from streamdesk_processor import item
+from streamdesk_processor.bounds import bounded_summary, head, tail
+from streamdesk_processor.config import ProcessorConfig
+from streamdesk_processor.errors import BusinessError, InvalidRequestError, StreamdeskError, TransientError
+from streamdesk_processor.log import logger
+from streamdesk_processor.records import Claimed, ClaimLost, ErrorInfo, RequestRecords, StepRecord
+from streamdesk_processor.simulate import Simulation
+from streamdesk_processor.steps import STEPS, Step, StepContext
+from streamdesk_processor.stream import Ignored, Work, classify
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Recorded as the error's step when the request itself cannot be read (before any step runs).
+REQUEST_STEP = "request"
+
+Clock = Callable[[], float]  # epoch seconds, like time.time
+Sleep = Callable[[float], None]
+
+
+class Outcome(StrEnum):
+    """What became of one stream record (the record handler's return value, also logged)."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    IGNORED = "IGNORED"  # not work for the processor (TTL deletion, its own update, ...)
+    SKIPPED = "SKIPPED"  # the request is finished or claimed by another record
+    CLAIM_LOST = "CLAIM_LOST"  # taken over mid-way by another invocation of the same record
+
+
+class StreamProcessor:
+    """Processes one Lambda event of DynamoDB stream records with Powertools' partial-batch contract.
+
+    A permanent business error ends the request FAILED and counts as success for the batch. A transient
+    error (or an unexpected exception in a step) with retries left sends the request back to PENDING and
+    raises, so the record is reported in ``batchItemFailures`` and re-sent. Failures to reach DynamoDB
+    propagate as record failures as well; the claim (this record's eventID) lets the redelivery take over.
+    """
+
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        client: DynamoDBClient,
+        *,
+        steps: Sequence[Step] = STEPS,
+        clock: Clock = time.time,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        if not steps:
+            raise ValueError("the business logic needs at least one step")
+        names = [step.name for step in steps]
+        if len(set(names)) != len(names) or not all(names):
+            raise ValueError(f"step names must be unique and non-empty: {names}")
+        self.config = config
+        self._records = RequestRecords(client, config.table_name)
+        self._steps = tuple(steps)
+        self._clock = clock
+        self._sleep = sleep
+        self._batch = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+    def handle(
+        self, event: dict[str, Any], context: LambdaContext | None = None
+    ) -> PartialItemFailureResponse:
+        """The Lambda response: ``{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}, ...]}``.
+
+        Raises Powertools' ``BatchProcessingError`` when every record failed (Lambda then retries the whole
+        batch, as AWS intends).
+        """
+        return process_partial_response(
+            event=event, record_handler=self.process_record, processor=self._batch, context=context
+        )
+
+    # ---------------------------------------------------------------------------------- one record
+    def process_record(self, record: DynamoDBRecord) -> Outcome:
+        decision = classify(record.raw_event)
+        if isinstance(decision, Ignored):
+            logger.debug("record ignored", extra={"eventID": record.event_id, "reason": decision.reason})
+            return Outcome.IGNORED
+        log_keys: dict[str, Any] = {"requestId": decision.request_id, "eventID": decision.token}
+        claimed = self._records.claim(decision.request_id, decision.token, decision.shard, self._now_ms())
+        if claimed is None:
+            # Redelivery of a finished request, or a request another record holds: nothing to do.
+            logger.info("request not claimable (finished or claimed elsewhere); skipped", extra=log_keys)
+            return Outcome.SKIPPED
+        log_keys["attempt"] = claimed.attempts
+        logger.info("request claimed", extra={**log_keys, "completedSteps": sorted(claimed.steps)})
+        try:
+            return self._run(decision, claimed, log_keys)
+        except ClaimLost:
+            logger.warning("claim lost mid-way; another invocation owns the request", extra=log_keys)
+            return Outcome.CLAIM_LOST
+
+    def _run(self, work: Work, claimed: Claimed, log_keys: dict[str, Any]) -> Outcome:
+        try:
+            request = parse_request(claimed.request)
+            simulation = Simulation.from_request(request)
+        except InvalidRequestError as error:
+            return self._finish_failed(work, error, REQUEST_STEP, log_keys)
+
+        # Resume: completed steps are not run again, but their summaries still count towards the result.
+        outputs: dict[str, str] = {}
+        pending: list[tuple[int, Step]] = []
+        for number, step in enumerate(self._steps, start=1):
+            done = claimed.steps.get(step.name)
+            if done is None:
+                pending.append((number, step))
+            else:
+                outputs.update(done.output)
+
+        for number, step in pending:
+            ctx = StepContext(
+                request_id=work.request_id,
+                request=request,
+                attempt=claimed.attempts,
+                step=step.name,
+                number=number,
+            )
+            try:
+                simulation.before_step(
+                    number=number,
+                    first_number=pending[0][0],
+                    total=len(self._steps),
+                    attempt=claimed.attempts,
+                    sleep=self._sleep,
+                )
+                output = bounded_summary(_as_mapping(step.run(ctx), step.name))
+            except BusinessError as error:
+                return self._finish_failed(work, error, step.name, log_keys)
+            except Exception as error:  # TransientError, or a bug in the step: retried while retries remain
+                return self._retry_or_fail(work, claimed, error, step.name, log_keys)
+            # Outside the business logic's error handling on purpose: if this write fails (DynamoDB
+            # unreachable) the exception fails the record, and the item stays PROCESSING under this
+            # record's claim, which its redelivery takes over.
+            self._records.record_step(
+                work.request_id,
+                work.token,
+                step.name,
+                StepRecord(at=self._now_ms(), attempt=claimed.attempts, output=output),
+            )
+            outputs.update(output)
+
+        ttl = int(self._clock()) + self.config.retention_seconds
+        self._records.succeed(work.request_id, work.token, bounded_summary(outputs), self._now_ms(), ttl)
+        logger.info("request succeeded", extra=log_keys)
+        return Outcome.SUCCEEDED
+
+    def _finish_failed(self, work: Work, error: Exception, step: str, log_keys: dict[str, Any]) -> Outcome:
+        info = error_info(error, step)
+        self._records.fail(work.request_id, work.token, info, work.shard, self._now_ms())
+        extra = {**log_keys, "errorType": info.type, "step": step, "transient": info.transient}
+        if isinstance(error, StreamdeskError):
+            logger.info("request failed", extra=extra)
+        else:  # a bug, retried until the retries were spent: worth its traceback in the log
+            logger.exception("request failed on an unexpected error", extra=extra)
+        return Outcome.FAILED
+
+    def _retry_or_fail(
+        self, work: Work, claimed: Claimed, error: Exception, step: str, log_keys: dict[str, Any]
+    ) -> Outcome:
+        if self.config.retries_spent(claimed.attempts):
+            return self._finish_failed(work, error, step, log_keys)
+        info = error_info(error, step)
+        self._records.release(work.request_id, work.token, info, work.shard, self._now_ms())
+        if isinstance(error, TransientError):
+            logger.warning("transient failure; the trigger will retry", extra={**log_keys, "step": step})
+        else:
+            logger.exception(
+                "unexpected error in a step; the trigger will retry", extra={**log_keys, "step": step}
+            )
+        # Raised so that Powertools reports this record in batchItemFailures.
+        raise error
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+
+def parse_request(raw: str | None) -> dict[str, Any]:
+    """The stored request body as a JSON object; :class:`InvalidRequestError` otherwise."""
+    if raw is None:
+        raise InvalidRequestError(f"the item has no '{item.REQUEST}' string attribute")
+    try:
+        request = json.loads(raw)
+    except ValueError as error:
+        raise InvalidRequestError(f"the request is not valid JSON: {error}") from None
+    if not isinstance(request, dict):
+        raise InvalidRequestError(f"the request must be a JSON object, not {type(request).__name__}")
+    return request
+
+
+def error_info(error: BaseException, step: str) -> ErrorInfo:
+    """An error as the item records it, bounded by item.MAX_ERROR_MESSAGE_CHARS / MAX_TRACEBACK_CHARS."""
+    error_type = error.error_type if isinstance(error, StreamdeskError) else type(error).__name__
+    return ErrorInfo(
+        type=error_type,
+        message=head(str(error), item.MAX_ERROR_MESSAGE_CHARS),
+        step=step,
+        traceback=tail("".join(traceback.format_exception(error)), item.MAX_TRACEBACK_CHARS),
+        transient=isinstance(error, TransientError),
+    )
+
+
+def _as_mapping(output: Mapping[str, Any] | None, step: str) -> Mapping[str, Any]:
+    if output is None:
+        return {}
+    if not isinstance(output, Mapping):
+        raise TypeError(f"step {step!r} returned {type(output).__name__}, expected a dict or None")
+    return output

@@ -1,0 +1,278 @@
+"""The processor's writes to a request item, each one a conditional UpdateItem (the claim protocol of
+docs/internal-contracts.md). Every write but the claim requires that the claim is still ours, so a late or
+duplicate invocation can never overwrite an outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from streamdesk_processor import item
+from streamdesk_processor.item import Status
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Keys of a step entry (steps.<name>). "output" keeps the step's summary so that a resumed run can still
+# return the whole result although it does not repeat the step.
+STEP_AT = "at"
+STEP_ATTEMPT = "attempt"
+STEP_OUTPUT = "output"
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class ClaimLost(RuntimeError):
+    """The item is no longer PROCESSING under our claim (another invocation took over, or it finished)."""
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    at: int
+    attempt: int
+    output: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The item as the claim left it."""
+
+    request_id: str
+    request: str | None
+    attempts: int
+    steps: dict[str, StepRecord]
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """The recorded shape of an error (already bounded)."""
+
+    type: str
+    message: str
+    step: str
+    traceback: str
+    transient: bool
+
+    def attribute(self) -> dict[str, Any]:
+        return {
+            "M": {
+                item.ERROR_TYPE: {"S": self.type},
+                item.ERROR_MESSAGE: {"S": self.message},
+                item.ERROR_STEP: {"S": self.step},
+                item.ERROR_TRACEBACK: {"S": self.traceback},
+                item.ERROR_TRANSIENT: {"BOOL": self.transient},
+            }
+        }
+
+
+class RequestRecords:
+    """Conditional writes to the requests table on behalf of one stream record's claim."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def claim(self, request_id: str, token: str, shard: str, now_ms: int) -> Claimed | None:
+        """Take the request for processing; None if it is finished or claimed by another record.
+
+        Succeeds when the request is PENDING, or PROCESSING under this same token (an earlier invocation
+        with this record died mid-way: the redelivery takes over instead of leaving the item stuck).
+        """
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={item.ID: {"S": request_id}},
+                UpdateExpression=(
+                    "SET #status = :processing, #attempts = if_not_exists(#attempts, :zero) + :one, "
+                    "#startedAt = :now, #updatedAt = :now, #claim = :token, #openState = :open, "
+                    "#steps = if_not_exists(#steps, :noSteps)"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(#id) AND "
+                    "(#status = :pending OR (#status = :processing AND #claim = :token))"
+                ),
+                ExpressionAttributeNames={
+                    "#id": item.ID,
+                    "#status": item.STATUS,
+                    "#attempts": item.ATTEMPTS,
+                    "#startedAt": item.STARTED_AT,
+                    "#updatedAt": item.UPDATED_AT,
+                    "#claim": item.CLAIM,
+                    "#openState": item.OPEN_STATE,
+                    "#steps": item.STEPS,
+                },
+                ExpressionAttributeValues={
+                    ":processing": {"S": Status.PROCESSING.value},
+                    ":pending": {"S": Status.PENDING.value},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                    ":now": {"N": str(now_ms)},
+                    ":token": {"S": token},
+                    ":open": {"S": open_state(Status.PROCESSING, shard)},
+                    ":noSteps": {"M": {}},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return None
+            raise
+        attributes = answer["Attributes"]
+        request = attributes.get(item.REQUEST, {}).get("S")
+        return Claimed(
+            request_id=request_id,
+            request=request,
+            attempts=int(attributes[item.ATTEMPTS]["N"]),
+            steps=_steps(attributes.get(item.STEPS, {}).get("M", {})),
+        )
+
+    def record_step(
+        self,
+        request_id: str,
+        token: str,
+        name: str,
+        record: StepRecord,
+    ) -> None:
+        """Record one completed step (``steps.<name>``)."""
+        entry = {
+            "M": {
+                STEP_AT: {"N": str(record.at)},
+                STEP_ATTEMPT: {"N": str(record.attempt)},
+                STEP_OUTPUT: _string_map(record.output),
+            }
+        }
+        self._update(
+            request_id,
+            token,
+            "SET #steps.#step = :entry, #updatedAt = :now",
+            names={"#steps": item.STEPS, "#step": name, "#updatedAt": item.UPDATED_AT},
+            values={":entry": entry, ":now": {"N": str(record.at)}},
+        )
+
+    def succeed(self, request_id: str, token: str, result: Mapping[str, str], now_ms: int, ttl: int) -> None:
+        """SUCCEEDED with the result and a TTL (epoch seconds); leaves the open-state index."""
+        self._update(
+            request_id,
+            token,
+            "SET #status = :succeeded, #finishedAt = :now, #updatedAt = :now, #ttl = :ttl, #result = :result "
+            "REMOVE #claim, #error, #lastError, #openState",
+            names={
+                "#status": item.STATUS,
+                "#finishedAt": item.FINISHED_AT,
+                "#updatedAt": item.UPDATED_AT,
+                "#ttl": item.TTL,
+                "#result": item.RESULT,
+                "#claim": item.CLAIM,
+                "#error": item.ERROR,
+                "#lastError": item.LAST_ERROR,
+                "#openState": item.OPEN_STATE,
+            },
+            values={
+                ":succeeded": {"S": Status.SUCCEEDED.value},
+                ":now": {"N": str(now_ms)},
+                ":ttl": {"N": str(ttl)},
+                ":result": _string_map(result),
+            },
+        )
+
+    def fail(self, request_id: str, token: str, error: ErrorInfo, shard: str, now_ms: int) -> None:
+        """FAILED with the error; no TTL, so the item stays for people to inspect (and redrive)."""
+        self._update(
+            request_id,
+            token,
+            "SET #status = :failed, #finishedAt = :now, #updatedAt = :now, #error = :error, "
+            "#openState = :open REMOVE #claim",
+            names={
+                "#status": item.STATUS,
+                "#finishedAt": item.FINISHED_AT,
+                "#updatedAt": item.UPDATED_AT,
+                "#error": item.ERROR,
+                "#openState": item.OPEN_STATE,
+                "#claim": item.CLAIM,
+            },
+            values={
+                ":failed": {"S": Status.FAILED.value},
+                ":now": {"N": str(now_ms)},
+                ":error": error.attribute(),
+                ":open": {"S": open_state(Status.FAILED, shard)},
+            },
+        )
+
+    def release(self, request_id: str, token: str, error: ErrorInfo, shard: str, now_ms: int) -> None:
+        """Back to PENDING after a failure worth retrying; the trigger re-sends the record."""
+        self._update(
+            request_id,
+            token,
+            "SET #status = :pending, #updatedAt = :now, #lastError = :error, #openState = :open "
+            "REMOVE #claim",
+            names={
+                "#status": item.STATUS,
+                "#updatedAt": item.UPDATED_AT,
+                "#lastError": item.LAST_ERROR,
+                "#openState": item.OPEN_STATE,
+                "#claim": item.CLAIM,
+            },
+            values={
+                ":pending": {"S": Status.PENDING.value},
+                ":now": {"N": str(now_ms)},
+                ":error": error.attribute(),
+                ":open": {"S": open_state(Status.PENDING, shard)},
+            },
+        )
+
+    def _update(
+        self,
+        request_id: str,
+        token: str,
+        expression: str,
+        *,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> None:
+        """An update that only applies while the item is PROCESSING under ``token``."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={item.ID: {"S": request_id}},
+                UpdateExpression=expression,
+                ConditionExpression="#cStatus = :cProcessing AND #cClaim = :cToken",
+                ExpressionAttributeNames={**names, "#cStatus": item.STATUS, "#cClaim": item.CLAIM},
+                ExpressionAttributeValues={
+                    **values,
+                    ":cProcessing": {"S": Status.PROCESSING.value},
+                    ":cToken": {"S": token},
+                },
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise ClaimLost(f"request {request_id} is no longer processing under claim {token}") from None
+            raise
+
+
+def open_state(status: Status, shard: str) -> str:
+    """The ``openState`` index value: ``"<status>:<shard>"``."""
+    return f"{status.value}{item.BUCKET_SEPARATOR}{shard}"
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == _CONDITION_FAILED
+
+
+def _string_map(values: Mapping[str, str]) -> dict[str, Any]:
+    return {"M": {key: {"S": value} for key, value in values.items()}}
+
+
+def _steps(raw: Mapping[str, Any]) -> dict[str, StepRecord]:
+    steps: dict[str, StepRecord] = {}
+    for name, value in raw.items():
+        entry = value.get("M", {})
+        output = entry.get(STEP_OUTPUT, {}).get("M", {})
+        steps[name] = StepRecord(
+            at=int(entry.get(STEP_AT, {}).get("N", "0")),
+            attempt=int(entry.get(STEP_ATTEMPT, {}).get("N", "0")),
+            output={key: str(v.get("S", "")) for key, v in output.items()},
+        )
+    return steps
