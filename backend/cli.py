@@ -8,13 +8,18 @@ children. Every subcommand reads its settings from the environment (``STREAMDESK
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 
+from backend.request_actions import ActionResult, Outcome
+from backend.roles import Actor, Role
 from backend.settings import Settings, load_settings
 from backend.template import PROJECT_ROOT
 
@@ -80,6 +85,76 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, per_kind=args.count, wait_seconds=args.wait)
 
 
+def _cli_actor(args: argparse.Namespace) -> Actor:
+    """Whoever runs the command line holds the table's credentials: an operator, recorded by name."""
+    name = args.actor or f"{getpass.getuser()}@{socket.gethostname()} (cli)"
+    return Actor(name, Role.OPERATOR)
+
+
+def _confirm(question: str, assume_yes: bool) -> bool:
+    if assume_yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"{question} Not confirmed: add --yes to run without a terminal.", file=sys.stderr)
+        return False
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _print_results(results: list[ActionResult]) -> None:
+    for result in results:
+        detail = f"  ({result.detail})" if result.detail else ""
+        print(f"  {result.outcome.value:<14} {result.request_id}{detail}")
+    counts: dict[str, int] = {}
+    for result in results:
+        counts[result.outcome.value] = counts.get(result.outcome.value, 0) + 1
+    print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "nothing to do")
+
+
+def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.operations import Pipeline
+
+    pipeline = Pipeline.connect(settings)
+    if args.id:
+        ids = list(args.id)
+    elif args.error_group:
+        ids = pipeline.failed_ids(args.error_group)
+        if not ids:
+            print(f"no failed requests in error group {args.error_group}", file=sys.stderr)
+            return 1
+    else:
+        ids = pipeline.failed_ids()
+    if not ids:
+        print("no failed requests")
+        return 0
+    bulk = len(ids) > 1 or not args.id
+    if bulk and not _confirm(f"Retry {len(ids)} failed request(s) on table {settings.table}?", args.yes):
+        return 1
+    results = pipeline.retry(ids, _cli_actor(args), on_batch=lambda batch: print(f"... {len(batch)} done"))
+    _print_results(results)
+    return 0 if all(r.outcome is not Outcome.ERROR for r in results) else 1
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.operations import Pipeline
+
+    pipeline = Pipeline.connect(settings)
+    threshold = int(args.stuck_after * 1000) if args.stuck_after else None
+    while True:
+        stuck = pipeline.stuck(threshold)
+        for entry in stuck:
+            action = "hand back" if entry.fixed_by_reconcile else "leave"
+            print(f"  {entry.summary.status:<10} {entry.summary.id}  idle {entry.idle_ms // 1000} s: "
+                  f"{entry.reason.value} -> {action}")  # fmt: skip
+        fixable = [s for s in stuck if s.fixed_by_reconcile]
+        if not stuck:
+            print("no stuck requests")
+        elif fixable and _confirm(f"Hand back {len(fixable)} stuck request(s)?", args.yes or args.every):
+            _print_results(pipeline.reconcile(_cli_actor(args), threshold))
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
 def cmd_key(settings: Settings, _args: argparse.Namespace) -> int:
     print(settings.api_key)
     return 0
@@ -100,6 +175,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--wait", type=float, default=30.0, help="seconds to follow them (default 30)")
     demo.set_defaults(func=cmd_demo)
     sub.add_parser("key", help="print the local API key").set_defaults(func=cmd_key)
+    retry = sub.add_parser("retry", help="retry (redrive) failed requests")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", action="append", help="a failed request's id (repeatable)")
+    which.add_argument(
+        "--error-group", help="every failed request of this error group (its key)"
+    )
+    which.add_argument("--all-failed", action="store_true", help="every failed request")
+    retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    retry.add_argument("--as", dest="actor", help="name recorded as who retried (default user@host)")
+    retry.set_defaults(func=cmd_retry)
+    rec = sub.add_parser("reconcile", help="find stuck requests and hand back those a redrive can fix")
+    rec.add_argument("--stuck-after", type=float, help="seconds idle before a request counts as stuck")
+    rec.add_argument("--every", type=float, help="repeat every N seconds (implies --yes)")
+    rec.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rec.add_argument("--as", dest="actor", help="name recorded as who reconciled (default user@host)")
+    rec.set_defaults(func=cmd_reconcile)
     return parser
 
 

@@ -1,0 +1,77 @@
+"""What support staff do, for the dashboard and the command line alike: find failures and stuck requests,
+retry them, reconcile. Pages and ``streamdesk retry``/``reconcile`` call these; the DynamoDB work is in
+``requests_dal`` (reads) and ``request_actions`` (writes)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from streamdesk_processor.item import Status
+
+from backend.failures import FailureGroup, group_failures
+from backend.request_actions import ActionResult, RequestActions
+from backend.requests_dal import RequestStore
+from backend.roles import Actor, require_operator
+from backend.settings import Settings
+from backend.stuck import StuckRequest, TriggerHealth, find_stuck, reconcile
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Pipeline:
+    """The store and the actions on one table, built once per settings."""
+
+    settings: Settings
+    store: RequestStore
+    actions: RequestActions
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Pipeline:
+        store = RequestStore(settings)
+        return cls(settings, store, RequestActions(store.client, settings.table))
+
+    # ----------------------------------------------------------------------------------- failures
+    def failure_groups(self) -> list[FailureGroup]:
+        """Every FAILED request grouped by cause (reads the open-state index, never the whole table)."""
+        return group_failures(self.store.open_requests([Status.FAILED]))
+
+    def failed_ids(self, group_key: str | None = None) -> list[str]:
+        if group_key is None:
+            return [s.id for s in self.store.open_requests([Status.FAILED])]
+        for group in self.failure_groups():
+            if group.key == group_key:
+                return list(group.request_ids)
+        return []
+
+    def retry(
+        self, ids: list[str], actor: Actor, on_batch: Callable[[list[ActionResult]], None] | None = None
+    ) -> list[ActionResult]:
+        require_operator(actor, "retry requests")
+        return self.actions.redrive_many(ids, actor, on_batch=on_batch)
+
+    # -------------------------------------------------------------------------------------- stuck
+    def trigger_health(self) -> TriggerHealth:
+        """The trigger as the dashboard sees it (local: its state file; deployed: the mapping's state)."""
+        if self.settings.stack:
+            from backend.deployed_health import trigger_health as deployed_trigger_health
+
+            return deployed_trigger_health(self.settings)
+        from backend.trigger_status import read_trigger_state
+
+        return TriggerHealth.from_local_state(read_trigger_state(self.settings), now_ms())
+
+    def stuck(self, stuck_after_ms: int | None = None) -> list[StuckRequest]:
+        threshold = stuck_after_ms or int(self.settings.stuck_after_seconds * 1000)
+        open_items = self.store.open_requests([Status.PENDING, Status.PROCESSING])
+        return find_stuck(open_items, self.trigger_health(), now_ms(), threshold)
+
+    def reconcile(self, actor: Actor, stuck_after_ms: int | None = None) -> list[ActionResult]:
+        """Hand back every stuck request a redrive can fix."""
+        require_operator(actor, "reconcile stuck requests")
+        threshold = stuck_after_ms or int(self.settings.stuck_after_seconds * 1000)
+        return reconcile(self.stuck(threshold), self.actions, actor, now_ms(), threshold)
