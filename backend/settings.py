@@ -65,7 +65,9 @@ class Settings(BaseSettings):
     # Where to reach things. Empty means "the local stack on host:port".
     dynamodb_endpoint: str | None = None
     api_url: str | None = None
-    region: str = LOCAL_REGION
+    region: str = Field(
+        default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION
+    )
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     stack: str | None = Field(None, description="Name of a deployed CloudFormation stack to watch.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from backend.template import TABLE_ID, Template
@@ -76,7 +77,19 @@ def _update_indexes(client: Any, table: str, definition: dict[str, Any], describ
             AttributeDefinitions=definition["AttributeDefinitions"],
             GlobalSecondaryIndexUpdates=[{"Create": index}],
         )
-        client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 0.2})
+        _wait_for_index(client, table, index["IndexName"])
+
+
+def _wait_for_index(client: Any, table: str, index_name: str, timeout: float = 120.0) -> None:
+    """A new index is CREATING for a while; queries on it fail until it is ACTIVE."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        indexes = client.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+        status = next((i.get("IndexStatus") for i in indexes if i["IndexName"] == index_name), None)
+        if status == "ACTIVE":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"index {index_name} of {table} did not become ACTIVE within {timeout:.0f} s")
 
 
 def _update_stream(client: Any, table: str, definition: dict[str, Any], described: dict[str, Any]) -> None:

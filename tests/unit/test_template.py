@@ -1,0 +1,396 @@
+"""infra/template.yaml: lint-clean, and every AWS trap in shared/aws-facts.md avoided.
+
+Each test names the property that a deploy would get wrong without it; parameter defaults are resolved
+through backend.template so the values checked are those a plain ``make deploy`` uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamdesk_processor.item as item
+
+from backend.stack import OUTPUT_NAMES
+from backend.template import (
+    API_ID,
+    FAILURE_QUEUE_ID,
+    FUNCTION_ID,
+    STREAM_EVENT_ID,
+    TABLE_ID,
+    TEMPLATE_PATH,
+    Intrinsic,
+    Template,
+)
+
+ESCAPE_CALL = "$util.escapeJavaScript("
+# The documented remedy for escapeJavaScript's \' (not valid JSON), exactly as it must follow each call.
+REPLACE_QUOTE = """.replaceAll("\\\\'", "'")"""
+
+
+@pytest.fixture(scope="module")
+def template() -> Template:
+    return Template.load()
+
+
+def _api_paths(template: Template) -> dict[str, Any]:
+    paths: dict[str, Any] = template.properties(API_ID)["DefinitionBody"]["paths"]
+    return paths
+
+
+def _integration(template: Template, path: str, method: str) -> dict[str, Any]:
+    integration: dict[str, Any] = _api_paths(template)[path][method]["x-amazon-apigateway-integration"]
+    return integration
+
+
+ROUTES = [("/requests", "put"), ("/requests/{id}", "get")]
+
+
+def _mapping(template: Template) -> dict[str, Any]:
+    event = template.properties(FUNCTION_ID)["Events"][STREAM_EVENT_ID]
+    assert event["Type"] == "DynamoDB"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+def _vtl_templates(template: Template) -> dict[str, str]:
+    """Every request and response mapping template of both routes, by a readable name."""
+    found: dict[str, str] = {}
+    for path, method in ROUTES:
+        integration = _integration(template, path, method)
+        for content_type, text in integration.get("requestTemplates", {}).items():
+            found[f"{method} {path} request {content_type}"] = text
+        for selection, response in integration.get("responses", {}).items():
+            for content_type, text in response.get("responseTemplates", {}).items():
+                found[f"{method} {path} response {selection} {content_type}"] = text
+    return found
+
+
+# ------------------------------------------------------------------------------------------ cfn-lint
+def test_cfn_lint_finds_nothing() -> None:
+    # cfn-lint is a dev dependency installed next to this interpreter; missing it is a failure, not a skip.
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    assert cfn_lint.is_file(), f"cfn-lint not installed at {cfn_lint} (pip install -e '.[dev]')"
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "parseable", str(TEMPLATE_PATH)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+# ---------------------------------------------------------------------------------------------- table
+def test_table_streams_both_images_with_ttl_on_demand_encrypted_and_recoverable(template: Template) -> None:
+    table = template.properties(TABLE_ID)
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": item.TTL, "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    # The table holds the requests: a stack deletion or replacement must not take them with it.
+    assert template.resource(TABLE_ID)["DeletionPolicy"] == "Retain"
+    assert template.resource(TABLE_ID)["UpdateReplacePolicy"] == "Retain"
+
+
+def test_table_keys_and_indexes_use_the_item_names(template: Template) -> None:
+    table = template.properties(TABLE_ID)
+    assert table["KeySchema"] == [{"AttributeName": item.ID, "KeyType": "HASH"}]
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert indexes["byTime"]["KeySchema"] == [
+        {"AttributeName": item.TIME_BUCKET, "KeyType": "HASH"},
+        {"AttributeName": item.CREATED_AT, "KeyType": "RANGE"},
+    ]
+    assert indexes["byOpenState"]["KeySchema"] == [
+        {"AttributeName": item.OPEN_STATE, "KeyType": "HASH"},
+        {"AttributeName": item.CREATED_AT, "KeyType": "RANGE"},
+    ]
+    known = {value for name, value in vars(item).items() if name.isupper() and isinstance(value, str)}
+    for index in indexes.values():
+        assert set(index["Projection"]["NonKeyAttributes"]) <= known, index["IndexName"]
+
+
+# ------------------------------------------------------------------------------ event source mapping
+def test_mapping_retries_are_finite_with_defaults_resolved(template: Template) -> None:
+    mapping = _mapping(template)
+    retries = int(mapping["MaximumRetryAttempts"])
+    record_age = int(mapping["MaximumRecordAgeInSeconds"])
+    assert 0 <= retries <= 10_000
+    assert 60 <= record_age <= 604_800  # -1 would mean "until the record expires": a day of blocked shard
+    # And no deploy-time parameter can bring the infinite -1 back.
+    parameters = template.raw["Parameters"]
+    assert mapping_parameter(template, "MaximumRetryAttempts") == "StreamMaxRetries"
+    assert int(parameters["StreamMaxRetries"]["MinValue"]) >= 0
+    assert mapping_parameter(template, "MaximumRecordAgeInSeconds") == "StreamMaxRecordAgeSeconds"
+    assert int(parameters["StreamMaxRecordAgeSeconds"]["MinValue"]) >= 60
+    # The processor's own retry limit is the same parameter.
+    variables = template.properties(FUNCTION_ID)["Environment"]["Variables"]
+    assert int(variables["MAX_RETRIES"]) == retries
+
+
+def mapping_parameter(template: Template, key: str) -> str | None:
+    """The parameter a raw (unresolved) mapping property refers to, if it is a !Ref."""
+    raw = template.resource(FUNCTION_ID)["Properties"]["Events"][STREAM_EVENT_ID]["Properties"][key]
+    return str(raw.value) if isinstance(raw, Intrinsic) and raw.name == "Ref" else None
+
+
+def test_mapping_bisects_reports_item_failures_and_has_a_failure_destination(template: Template) -> None:
+    mapping = _mapping(template)
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    on_failure = mapping["DestinationConfig"]["OnFailure"]
+    assert on_failure["Type"] == "SQS"
+    assert on_failure["Destination"] == template.get_att(FAILURE_QUEUE_ID, "Arn")
+    assert mapping["Stream"] == template.get_att(TABLE_ID, "StreamArn")
+
+
+def test_mapping_filters_exactly_new_and_redriven_requests(template: Template) -> None:
+    patterns = [json.loads(f["Pattern"]) for f in _mapping(template)["FilterCriteria"]["Filters"]]
+    status = {item.STATUS: {"S": [item.Status.PENDING.value]}}
+    assert patterns == [
+        {"eventName": ["INSERT"], "dynamodb": {"NewImage": status}},
+        {
+            "eventName": ["MODIFY"],
+            "dynamodb": {"NewImage": status, "OldImage": {item.STATUS: {"S": [item.Status.FAILED.value]}}},
+        },
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ API
+def test_put_keys_on_extended_request_id_and_never_overwrites(template: Template) -> None:
+    text = _integration(template, "/requests", "put")["requestTemplates"]["application/json"]
+    assert '"id": {"S": "$context.extendedRequestId"}' in text
+    # $context.requestId can be set by a client (x-amzn-RequestId): it must not reach the item at all.
+    assert "$context.requestId" not in text
+    assert '"ConditionExpression": "attribute_not_exists(id)"' in text
+
+
+def _escape_calls(text: str) -> list[tuple[int, str]]:
+    """(position, what follows the call's closing parenthesis) for each escapeJavaScript call."""
+    calls = []
+    start = text.find(ESCAPE_CALL)
+    while start != -1:
+        depth, index = 1, start + len(ESCAPE_CALL)
+        while depth and index < len(text):
+            depth += {"(": 1, ")": -1}.get(text[index], 0)
+            index += 1
+        calls.append((start, text[index : index + len(REPLACE_QUOTE)]))
+        start = text.find(ESCAPE_CALL, index)
+    return calls
+
+
+def test_every_escape_javascript_is_followed_by_the_quote_fix(template: Template) -> None:
+    templates = _vtl_templates(template)
+    total = 0
+    for name, text in templates.items():
+        for position, following in _escape_calls(text):
+            total += 1
+            assert following == REPLACE_QUOTE, f"{name} at {position}: {following!r}"
+    # The PUT body and the GET id at least: a template that stopped escaping would pass vacuously.
+    assert total >= 2
+
+
+def test_the_escape_check_catches_a_missing_fix() -> None:
+    bad = '{"a": "$util.escapeJavaScript($input.params(\'id\'))"}'
+    assert _escape_calls(bad)[0][1] != REPLACE_QUOTE
+    good = '{"a": "$util.escapeJavaScript($input.params(\'id\')).replaceAll("\\\\\'", "\'")"}'
+    assert _escape_calls(good)[0][1] == REPLACE_QUOTE
+
+
+@pytest.mark.parametrize(("path", "method"), ROUTES)
+def test_dynamodb_errors_are_mapped_to_4xx_and_5xx(template: Template, path: str, method: str) -> None:
+    responses = _integration(template, path, method)["responses"]
+    patterns = {key: re.compile(key) for key in responses if key != "default"}
+
+    def selected(code: str) -> str:
+        matching = [key for key, regex in patterns.items() if regex.fullmatch(code)]
+        assert len(matching) == 1, f"{code}: {matching}"
+        return matching[0]
+
+    for code in ("400", "413"):
+        assert responses[selected(code)]["statusCode"].startswith("4")
+    for code in ("500", "503"):
+        assert responses[selected(code)]["statusCode"].startswith("5")
+    # The success path stays on the default response.
+    assert not any(regex.fullmatch("200") for regex in patterns.values())
+    assert responses["default"]["statusCode"] == ("202" if method == "put" else "200")
+
+
+@pytest.mark.parametrize(("path", "method"), ROUTES)
+def test_both_routes_require_the_api_key(template: Template, path: str, method: str) -> None:
+    body = template.properties(API_ID)["DefinitionBody"]
+    operation = body["paths"][path][method]
+    schemes = body["components"]["securitySchemes"]
+    required = [name for requirement in operation["security"] for name in requirement]
+    assert required, f"{method} {path} has no security requirement"
+    for name in required:
+        assert schemes[name] == {"type": "apiKey", "name": "x-api-key", "in": "header"}
+    # Content types without a template are refused (415), never passed through to DynamoDB as is.
+    assert _integration(template, path, method)["passthroughBehavior"] in ("never", "when_no_templates")
+
+
+def _member(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern} not in {text}"
+    return match.group(1)
+
+
+def test_vtl_attribute_names_match_the_item_module(template: Template) -> None:
+    put = _integration(template, "/requests", "put")["requestTemplates"]["application/json"]
+    written = re.findall(r'^\s*"(\w+)": \{"(?:S|N)"', put, flags=re.MULTILINE)
+    assert written == [
+        item.ID,
+        item.REQUEST,
+        item.STATUS,
+        item.OPEN_STATE,
+        item.TIME_BUCKET,
+        item.CREATED_AT,
+        item.UPDATED_AT,
+        item.ATTEMPTS,
+    ]
+    assert f'"{item.STATUS}": {{"S": "{item.Status.PENDING.value}"}}' in put
+    assert f'"{item.OPEN_STATE}": {{"S": "{item.Status.PENDING.value}{item.BUCKET_SEPARATOR}$shard"}}' in put
+    assert f'"{item.TIME_BUCKET}": {{"S": "$day{item.BUCKET_SEPARATOR}$shard"}}' in put
+    assert f"/ {item.MS_PER_DAY}" in put
+
+    get = _integration(template, "/requests/{id}", "get")
+    request = get["requestTemplates"]["application/json"]
+    assert f'"Key": {{"{item.ID}": {{"S": ' in request
+    # The key line holds VTL, so the two JSON members are read on their own.
+    names = json.loads(_member(r'"ExpressionAttributeNames": (\{[^}]*\})', request))
+    expression = _member(r'"ProjectionExpression": "([^"]*)"', request)
+    projected = [names.get(n.strip(), n.strip()) for n in expression.split(",")]
+    assert set(projected) == set(item.PUBLIC_FIELDS)
+    response = get["responses"]["default"]["responseTemplates"]["application/json"]
+    read = set(re.findall(r"\$!?item\.(\w+)", response))
+    assert read <= set(item.PUBLIC_FIELDS), read - set(item.PUBLIC_FIELDS)
+
+
+# -------------------------------------------------------------------------------------- permissions
+def _statements(template: Template) -> list[tuple[str, dict[str, Any]]]:
+    """(logical id, statement) for every inline policy statement in the template."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for logical_id, resource in template.raw["Resources"].items():
+        properties = template.properties(logical_id)
+        documents: list[Any] = []
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in properties.get("Policies", [])]
+        if resource["Type"] == "AWS::Serverless::Function":
+            policies = properties.get("Policies", [])
+            documents += policies if isinstance(policies, list) else [policies]
+        for document in documents:
+            if isinstance(document, dict) and "Statement" in document:
+                found += [(logical_id, s) for s in document["Statement"]]
+    return found
+
+
+def _as_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def test_no_wildcard_or_table_wide_dangerous_action_is_granted(template: Template) -> None:
+    statements = _statements(template)
+    assert len(statements) >= 4
+    forbidden = {"dynamodb:UpdateTable", "dynamodb:DeleteTable", "dynamodb:Scan"}
+    for logical_id, statement in statements:
+        actions = _as_list(statement["Action"])
+        assert not any("*" in action for action in actions), (logical_id, actions)
+        assert not forbidden & set(actions), (logical_id, actions)
+        if statement.get("Effect") == "Allow":
+            assert "*" not in _as_list(statement.get("Resource", "*")), logical_id
+
+
+def test_the_api_role_can_only_put_and_get_on_the_table(template: Template) -> None:
+    statements = [s for logical_id, s in _statements(template) if logical_id == "ApiDynamoDbRole"]
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert sorted(_as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert _as_list(statement["Resource"]) == [template.get_att(TABLE_ID, "Arn")]
+    # And both integrations assume exactly that role.
+    for path, method in ROUTES:
+        assert _integration(template, path, method)["credentials"] == template.get_att(
+            "ApiDynamoDbRole", "Arn"
+        )
+
+
+# --------------------------------------------------------------------------------- outputs, operations
+def test_every_output_the_backend_reads_exists(template: Template) -> None:
+    outputs = template.raw["Outputs"]
+    missing = set(OUTPUT_NAMES.values()) - set(outputs)
+    assert not missing
+    # SAM names the mapping it generates <function id><event id>; the output must reference it.
+    assert outputs["EventSourceMappingId"]["Value"] == Intrinsic("Ref", f"{FUNCTION_ID}{STREAM_EVENT_ID}")
+
+
+def _alarm(template: Template, namespace: str, metric: str) -> dict[str, Any]:
+    alarms = [
+        template.properties(logical_id)
+        for logical_id, resource in template.raw["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    matching = [a for a in alarms if a["Namespace"] == namespace and a["MetricName"] == metric]
+    assert len(matching) == 1, f"{namespace} {metric}: {len(matching)} alarms"
+    return matching[0]
+
+
+def test_alarms_watch_lag_errors_failed_batches_and_api_5xx(template: Template) -> None:
+    function = [{"Name": "FunctionName", "Value": template.ref(FUNCTION_ID)}]
+    assert _alarm(template, "AWS/Lambda", "IteratorAge")["Dimensions"] == function
+    assert _alarm(template, "AWS/Lambda", "IteratorAge")["Statistic"] == "Maximum"
+    assert _alarm(template, "AWS/Lambda", "Errors")["Dimensions"] == function
+    queue = _alarm(template, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert queue["Dimensions"] == [
+        {"Name": "QueueName", "Value": template.get_att(FAILURE_QUEUE_ID, "QueueName")}
+    ]
+    api = _alarm(template, "AWS/ApiGateway", "5XXError")
+    # API Gateway publishes per API *name* and stage: the alarm must name this API's.
+    api_properties = template.properties(API_ID)
+    assert {d["Name"]: d["Value"] for d in api["Dimensions"]} == {
+        "ApiName": api_properties["Name"],
+        "Stage": api_properties["StageName"],
+    }
+
+
+def test_tracing_and_access_logging_are_on(template: Template) -> None:
+    function_tracing = template.properties(FUNCTION_ID).get("Tracing") or template.raw["Globals"][
+        "Function"
+    ].get("Tracing")
+    assert function_tracing == "Active"
+    api = template.properties(API_ID)
+    assert api["TracingEnabled"] is True
+    log_group = template.resource(API_ID)["Properties"]["AccessLogSetting"]["DestinationArn"]
+    assert isinstance(log_group, Intrinsic) and log_group.name == "Fn::GetAtt"
+    assert template.resource(log_group.value[0])["Type"] == "AWS::Logs::LogGroup"
+    assert "$context.extendedRequestId" in api["AccessLogSetting"]["Format"]
+
+
+def test_usage_plan_throttles_the_key_on_this_api(template: Template) -> None:
+    plans = [
+        logical_id
+        for logical_id, resource in template.raw["Resources"].items()
+        if resource["Type"] == "AWS::ApiGateway::UsagePlan"
+    ]
+    assert len(plans) == 1
+    plan = template.properties(plans[0])
+    assert int(plan["Throttle"]["RateLimit"]) > 0
+    assert int(plan["Throttle"]["BurstLimit"]) >= int(plan["Throttle"]["RateLimit"])
+    assert plan["ApiStages"] == [{"ApiId": template.ref(API_ID), "Stage": template.parameter("StageName")}]
+    links = [
+        template.properties(logical_id)
+        for logical_id, resource in template.raw["Resources"].items()
+        if resource["Type"] == "AWS::ApiGateway::UsagePlanKey"
+    ]
+    assert links == [
+        {"KeyId": template.ref("ApiKey"), "KeyType": "API_KEY", "UsagePlanId": template.ref(plans[0])}
+    ]
+    # The stage throttles too (all keys together), so one client cannot starve the table.
+    (method_settings,) = template.properties(API_ID)["MethodSettings"]
+    assert int(method_settings["ThrottlingRateLimit"]) > 0
