@@ -47,6 +47,11 @@ class _SecretsTomlSource(PydanticBaseSettingsSource):
         return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
 
 
+def _environment_region() -> str | None:
+    """The AWS SDKs' own region variables, for a deployed stack when STREAMDESK_REGION is not set."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+
+
 class Settings(BaseSettings):
     """Where the stack is and how the dashboard behaves."""
 
@@ -65,9 +70,7 @@ class Settings(BaseSettings):
     # Where to reach things. Empty means "the local stack on host:port".
     dynamodb_endpoint: str | None = None
     api_url: str | None = None
-    region: str = Field(
-        default_factory=lambda: os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or LOCAL_REGION
-    )
+    region: str = Field(default_factory=lambda: _environment_region() or LOCAL_REGION)
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
     stack: str | None = Field(None, description="Name of a deployed CloudFormation stack to watch.")
