@@ -31,6 +31,8 @@ def _configure_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stdout,
     )
+    # One line per call to DynamoDB Local would drown the access log and the trigger's batch lines.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _stop_event_on_signals() -> threading.Event:

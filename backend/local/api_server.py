@@ -1,0 +1,472 @@
+"""The API twin: API Gateway's REST API for one machine, read from ``infra/template.yaml``.
+
+An ASGI app (starlette, served by uvicorn) that does what API Gateway does with the template's API, in
+API Gateway's order: route (403 MISSING_AUTHENTICATION_TOKEN), API key (403 INVALID_API_KEY), payload
+limit (413), content type against the request templates and ``passthroughBehavior`` (415), request
+validator and model (400), then the request mapping template, a SigV4-signed call of the DynamoDB action
+named by the integration uri, the integration response chosen by a regex on DynamoDB's status code, its
+mapping template and ``$context.responseOverride``. Errors before the integration answer with the
+template's gateway responses. One access-log line per request goes to the ``streamdesk.api.access``
+logger in the stage's AccessLogSetting format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import secrets
+import socket
+import string
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+import uvicorn
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from backend.local.apigateway import (
+    GATEWAY_ERROR_TYPES,
+    JSON,
+    MAX_BODY_BYTES,
+    ApiDefinition,
+    Route,
+    body_errors,
+    parse_json_strict,
+    validation_error_string,
+)
+from backend.local.vtl import UTIL, RequestParams, VelocityTemplate, VtlError, VtlInput
+from backend.settings import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, Settings
+from backend.template import Template, TemplateError
+
+ACCESS_LOGGER = logging.getLogger("streamdesk.api.access")
+log = logging.getLogger(__name__)
+
+# A body far over the limit is still read (and dropped) up to here so the client sees the 413 rather
+# than a reset connection; beyond it the connection is closed.
+_DRAIN_LIMIT = 4 * MAX_BODY_BYTES
+_HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_ID_ALPHABET = string.ascii_letters + string.digits
+DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810"
+DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+
+
+def new_extended_request_id() -> str:
+    """A server-generated id (16 letters and digits, ~95 random bits); no client header can choose it."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+
+
+def clf_time(epoch_ms: int) -> str:
+    """``$context.requestTime``: CLF, e.g. ``27/Nov/2026:10:12:00 +0000`` (English months, UTC)."""
+    t = time.gmtime(epoch_ms / 1000)
+    clock = f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{clock} +0000"
+
+
+def new_context(
+    *,
+    request_id: str,
+    method: str,
+    path: str,
+    stage: str,
+    source_ip: str,
+    user_agent: str,
+    epoch_ms: int,
+) -> dict[str, Any]:
+    """``$context`` for one request (a dict, so templates can ``#set`` into ``responseOverride``)."""
+    return {
+        "requestId": request_id,
+        "extendedRequestId": new_extended_request_id(),
+        "requestTimeEpoch": epoch_ms,
+        "requestTime": clf_time(epoch_ms),
+        "httpMethod": method,
+        "resourcePath": None,
+        "resourceId": None,
+        "path": path,
+        "stage": stage,
+        "protocol": "HTTP/1.1",
+        "apiId": "local",
+        "accountId": "000000000000",
+        "domainName": "localhost",
+        "identity": {"sourceIp": source_ip, "userAgent": user_agent, "apiKey": None, "apiKeyId": None},
+        "error": {"message": "", "messageString": '""', "responseType": "", "validationErrorString": ""},
+        "integration": {"status": None, "latency": None, "error": None, "requestId": None},
+        "integrationStatus": None,
+        "integrationLatency": None,
+        "requestOverride": {"header": {}, "querystring": {}, "path": {}},
+        "responseOverride": {"status": None, "header": {}},
+        "status": None,
+        "responseLength": None,
+        "responseLatency": None,
+    }
+
+
+def _dashes(value: Any) -> Any:
+    """Access logs print ``-`` where a value is absent, as API Gateway does."""
+    if isinstance(value, Mapping):
+        return {k: _dashes(v) for k, v in value.items()}
+    return "-" if value is None or value == "" else value
+
+
+class GatewayReply(Exception):
+    """Stop processing and answer with a gateway response."""
+
+    def __init__(self, response_type: str, message: str | None = None, validation: str = "") -> None:
+        super().__init__(response_type)
+        self.response_type = response_type
+        self.message = message
+        self.validation = validation
+
+
+class ApiGatewayTwin:
+    """The request pipeline of one API (parsed and compiled once; one shared HTTP client to DynamoDB)."""
+
+    def __init__(self, settings: Settings, template: Template) -> None:
+        self.settings = settings
+        self.api = ApiDefinition.from_template(template)
+        for route in self.api.routes:
+            if route.integration.service != "dynamodb":
+                raise TemplateError(
+                    f"{route.method} {route.resource_path}: the local API twin integrates only with DynamoDB"
+                )
+        self.dynamodb_url = settings.dynamodb_url.rstrip("/") + "/"
+        self._credentials = Credentials(
+            settings.aws_access_key_id or LOCAL_ACCESS_KEY, settings.aws_secret_access_key or LOCAL_SECRET_KEY
+        )
+        self._api_key = settings.api_key.encode("utf-8")
+        self._client: httpx.AsyncClient | None = None
+
+    # -------------------------------------------------------------------------------- lifecycle
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            )
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # ---------------------------------------------------------------------------------- requests
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        method = request.method.upper()
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw_path.decode("latin-1").split("?", 1)[0]
+        context = new_context(
+            # As on AWS, a client's x-amzn-RequestId header becomes $context.requestId.
+            request_id=request.headers.get("x-amzn-requestid") or str(uuid.uuid4()),
+            method=method,
+            path=path if path.startswith(f"/{self.api.stage}/") else f"/{self.api.stage}{path}",
+            stage=self.api.stage,
+            source_ip=request.client.host if request.client else "127.0.0.1",
+            user_agent=request.headers.get("user-agent", ""),
+            epoch_ms=int(time.time() * 1000),
+        )
+        try:
+            response = await self._process(request, method, path, context)
+        except GatewayReply as reply:
+            response = self._gateway_response(context, reply)
+        except Exception:
+            log.exception("the API twin failed on %s %s", method, path)
+            response = self._gateway_response(context, GatewayReply("API_CONFIGURATION_ERROR"))
+        context["responseLatency"] = int((time.perf_counter() - started) * 1000)
+        context["responseLength"] = len(response.body)
+        response.headers["x-amzn-RequestId"] = context["requestId"]
+        response.headers["x-amz-apigw-id"] = context["extendedRequestId"]
+        self._access_log(context)
+        return response
+
+    def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        # The stage is part of the URL on AWS (/v1/requests); locally both /v1/requests and /requests work.
+        candidates = [path]
+        prefix = f"/{self.api.stage}"
+        if path == prefix or path.startswith(prefix + "/"):
+            candidates.insert(0, path[len(prefix) :] or "/")
+        for candidate in candidates:
+            found = self.api.find_route(method, candidate)
+            if found is not None:
+                route, params = found
+                return route, {name: unquote(value) for name, value in params.items()}
+        raise GatewayReply("MISSING_AUTHENTICATION_TOKEN")
+
+    async def _process(self, request: Request, method: str, path: str, context: dict[str, Any]) -> Response:
+        route, path_params = self._route(method, path)
+        context["resourcePath"] = route.resource_path
+        context["resourceId"] = route.resource_path
+
+        if route.api_key_required:
+            sent = request.headers.get(self.api.api_key_header)
+            if sent is None or not hmac.compare_digest(sent.encode("utf-8"), self._api_key):
+                raise GatewayReply("INVALID_API_KEY")
+            context["identity"]["apiKey"] = sent
+
+        raw = await _read_body(request)
+        if raw is None:
+            raise GatewayReply("REQUEST_TOO_LARGE")
+        body = raw.decode("utf-8", errors="replace")
+
+        content_type = _media_type(request.headers.get("content-type"))
+        integration = route.integration
+        if integration.rejects(content_type):
+            raise GatewayReply("UNSUPPORTED_MEDIA_TYPE")
+
+        params = RequestParams(
+            path=path_params, querystring=dict(request.query_params), header=dict(request.headers)
+        )
+        if route.validator is not None:
+            self._validate(route, params, content_type, body)
+
+        template = integration.request_template_for(content_type)
+        payload = self._render(template, context, VtlInput(body, params)) if template else body
+
+        status, response_body = await self._call_dynamodb(route, payload, context)
+        selected = integration.select_response(status)
+        if selected is None:
+            log.error("%s %s: no integration response for status %s", method, path, status)
+            raise GatewayReply("API_CONFIGURATION_ERROR")
+        response_template = selected.template_for(_media_type(request.headers.get("accept"), default=""))
+        if response_template is None:
+            output = response_body  # no mapping: the integration's body passes through
+        else:
+            output = self._render(response_template, context, VtlInput(response_body, params))
+        override = context["responseOverride"]
+        status_code = int(override.get("status") or selected.status_code)
+        context["status"] = status_code
+        headers = {"content-type": JSON}
+        for name, value in selected.parameters.items():
+            header = name.removeprefix("method.response.header.")
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                headers[header] = value[1:-1]
+        headers.update({str(k): str(v) for k, v in (override.get("header") or {}).items()})
+        return Response(output, status_code=status_code, headers=headers)
+
+    def _validate(self, route: Route, params: RequestParams, content_type: str, body: str) -> None:
+        validator = route.validator
+        assert validator is not None
+        if validator.validate_parameters:
+            missing = [
+                p.name
+                for p in route.parameters
+                if p.required
+                and p.location in ("query", "header")
+                and (p.location != "query" or p.name not in params.querystring)
+                and (p.location != "header" or params.find(p.name) is None)
+            ]
+            if missing:
+                raise GatewayReply(
+                    "BAD_REQUEST_PARAMETERS", f"Missing required request parameters: [{', '.join(missing)}]"
+                )
+        model = route.models.get(content_type)
+        if validator.validate_body and model is not None:
+            errors = body_errors(model, body)
+            if errors:
+                raise GatewayReply("BAD_REQUEST_BODY", None, validation_error_string(errors))
+
+    def _render(self, template: VelocityTemplate, context: dict[str, Any], payload: VtlInput) -> str:
+        try:
+            return template.render({"context": context, "input": payload, "util": UTIL, "stageVariables": {}})
+        except VtlError:
+            # AWS logs "Execution failed due to configuration error" and answers 500.
+            log.exception("mapping template failed")
+            raise GatewayReply("API_CONFIGURATION_ERROR") from None
+
+    async def _call_dynamodb(self, route: Route, payload: str, context: dict[str, Any]) -> tuple[int, str]:
+        """POST the rendered request to DynamoDB's JSON API; (status, body) as API Gateway sees them."""
+        integration = route.integration
+        started = time.perf_counter()
+        try:
+            status, text = await self._post(integration.action, payload, integration.timeout_ms / 1000)
+        except httpx.ConnectError as error:
+            # Unreachable: nothing was stored. Answer through the template's 5xx mapping.
+            context["integration"]["error"] = f"DynamoDB unreachable at {self.dynamodb_url}: {error}"
+            status = 503
+            text = json.dumps(
+                {
+                    "__type": "com.amazonaws.dynamodb.v20120810#ServiceUnavailableException",
+                    "message": f"DynamoDB is unreachable at {self.dynamodb_url}",
+                }
+            )
+        except httpx.TimeoutException as error:
+            context["integration"]["error"] = f"DynamoDB did not answer in time: {error!r}"
+            raise GatewayReply("INTEGRATION_TIMEOUT") from None
+        except httpx.TransportError as error:
+            context["integration"]["error"] = f"DynamoDB call failed: {error!r}"
+            raise GatewayReply("INTEGRATION_FAILURE") from None
+        latency = int((time.perf_counter() - started) * 1000)
+        context["integration"].update(status=status, latency=latency)
+        context["integrationStatus"] = status
+        context["integrationLatency"] = latency
+        return status, text
+
+    async def _post(self, action: str, payload: str, timeout: float) -> tuple[int, str]:
+        try:
+            parse_json_strict(payload)
+        except ValueError as error:
+            # DynamoDB refuses a body it cannot parse with 400 SerializationException (the apostrophe
+            # trap); DynamoDB Local answers 500 InternalFailure instead, so the twin answers as AWS does.
+            return 400, json.dumps(
+                {
+                    "__type": "com.amazon.coral.service#SerializationException",
+                    "Message": f"Could not parse request body into json: {error}",
+                }
+            )
+        data = payload.encode("utf-8")
+        signed = AWSRequest(
+            method="POST",
+            url=self.dynamodb_url,
+            data=data,
+            headers={
+                "X-Amz-Target": f"{DYNAMODB_TARGET_PREFIX}.{action}",
+                "Content-Type": DYNAMODB_CONTENT_TYPE,
+            },
+        )
+        SigV4Auth(self._credentials, "dynamodb", self.settings.region).add_auth(signed)
+        response = await self._http().post(
+            self.dynamodb_url,
+            content=data,
+            headers=dict(signed.headers.items()),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+        )
+        return response.status_code, response.text
+
+    # ------------------------------------------------------------------------- gateway responses
+    def _gateway_response(self, context: dict[str, Any], reply: GatewayReply) -> Response:
+        gateway = self.api.gateway_response(reply.response_type)
+        message = reply.message or gateway.default_message
+        context["error"].update(
+            message=message,
+            messageString=json.dumps(message),
+            responseType=reply.response_type,
+            validationErrorString=reply.validation,
+        )
+        context["status"] = gateway.status_code
+        template = gateway.template_for()
+        body = json.dumps({"message": message})
+        if template is not None:
+            try:
+                body = template.render({"context": context, "input": VtlInput(""), "util": UTIL})
+            except VtlError:
+                log.exception("gateway response %s failed to render", reply.response_type)
+        headers = {"content-type": JSON, **gateway.headers}
+        if reply.response_type in GATEWAY_ERROR_TYPES:
+            headers["x-amzn-ErrorType"] = GATEWAY_ERROR_TYPES[reply.response_type]
+        return Response(body, status_code=gateway.status_code, headers=headers)
+
+    def _access_log(self, context: dict[str, Any]) -> None:
+        if self.api.access_log_format is None or not ACCESS_LOGGER.isEnabledFor(logging.INFO):
+            return
+        try:
+            line = self.api.access_log_format.render({"context": _dashes(context)})
+        except VtlError:
+            log.exception("access log format failed to render")
+            return
+        ACCESS_LOGGER.info("%s", line)
+
+
+def _media_type(header: str | None, default: str = JSON) -> str:
+    """The media type without parameters, lower case (no Content-Type means JSON, as on AWS)."""
+    if not header:
+        return default
+    media = header.split(";", 1)[0].strip().lower()
+    return media or default
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The body, or None when it exceeds API Gateway's 10 MB (read and dropped, so the client gets a 413)."""
+    declared = request.headers.get("content-length", "")
+    too_large = declared.isdigit() and int(declared) > MAX_BODY_BYTES
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            too_large = True
+            chunks.clear()
+        if not too_large:
+            chunks.append(chunk)
+        if size > _DRAIN_LIMIT:
+            break
+    return None if too_large else b"".join(chunks)
+
+
+def create_app(settings: Settings, template: Template) -> Starlette:
+    """The API twin as an ASGI app (the template is parsed and its VTL compiled here, once)."""
+    gateway = ApiGatewayTwin(settings, template)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await gateway.close()
+
+    app = Starlette(
+        routes=[StarletteRoute("/{path:path}", gateway.handle, methods=_HTTP_METHODS)], lifespan=lifespan
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def serve(
+    settings: Settings,
+    template: Template,
+    ready: threading.Event | None = None,
+    stop: threading.Event | None = None,
+    *,
+    sock: socket.socket | None = None,
+) -> None:
+    """Run the API twin with uvicorn on ``settings.host:settings.api_port`` (or a bound ``sock``).
+
+    Blocks until ``stop`` is set (or, in the main thread, until Ctrl-C). ``ready`` is set once the
+    server accepts connections. Raises RuntimeError if it cannot listen.
+    """
+    app = create_app(settings, template)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.api_port,
+        log_config=None,  # leave the process's logging alone
+        access_log=False,  # the twin writes API Gateway's access log itself
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    try:
+        asyncio.run(_run(server, ready, stop, sock))
+    except SystemExit as error:  # uvicorn exits when it cannot bind
+        where = f"{settings.host}:{settings.api_port}" if sock is None else str(sock.getsockname())
+        raise RuntimeError(f"the API could not listen on {where}") from error
+
+
+async def _run(
+    server: uvicorn.Server,
+    ready: threading.Event | None,
+    stop: threading.Event | None,
+    sock: socket.socket | None,
+) -> None:
+    task = asyncio.create_task(server.serve(sockets=[sock] if sock is not None else None))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if server.started and ready is not None:
+        ready.set()
+    while not task.done():
+        if stop is not None and stop.is_set():
+            server.should_exit = True
+        await asyncio.wait({task}, timeout=0.05)
+    task.result()
