@@ -1,0 +1,216 @@
+"""Submit: send a request through the HTTP API (with the key, like any client) and follow it live.
+
+The page never writes to the table: a request sent here takes the same path as every other one.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+from streamdesk_processor.item import FINAL_STATES
+
+from backend import dashboard_support as support
+from backend import sign_in
+from backend.api_client import ApiClient, ApiUnreachable
+from backend.samples import SAMPLES
+
+settings = support.app_settings()
+MAX_SENT_SHOWN = 50
+
+
+def _client() -> ApiClient:
+    """A client for one call (use it in a ``with``): the API key goes in the x-api-key header."""
+    return ApiClient(settings.api_base_url, settings.api_key)
+
+
+def _load_example() -> None:
+    name = st.session_state.get(support.KEY_EXAMPLE)
+    if name in SAMPLES:
+        st.session_state[support.KEY_BODY] = json.dumps(SAMPLES[name], indent=2)
+
+
+def _send(text: str) -> None:
+    """Validates and sends; the outcome is kept in the session so it survives the next rerun."""
+    _, problem = support.parse_body(text)
+    if problem:
+        st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": problem}
+        return
+    try:
+        # The text as typed: the API stores the body exactly as received.
+        with _client() as client:
+            result = client.submit(text)
+    except ApiUnreachable as error:
+        st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "unreachable", "message": str(error)}
+        return
+    outcome: dict[str, Any] = {
+        "kind": "answer",
+        "status_code": result.status_code,
+        "id": result.id,
+        "message": result.message,
+        "elapsed_ms": result.elapsed_ms,
+    }
+    st.session_state[support.KEY_LAST_SUBMIT] = outcome
+    if result.id and 200 <= result.status_code < 300:
+        sent: list[dict[str, Any]] = st.session_state.setdefault(support.KEY_SENT, [])
+        sent.insert(
+            0,
+            {
+                "id": result.id,
+                "sent": support.now_ms(),
+                "example": st.session_state.get(support.KEY_EXAMPLE) or "(typed)",
+                "status_code": result.status_code,
+                "elapsed_ms": result.elapsed_ms,
+            },
+        )
+        del sent[MAX_SENT_SHOWN:]
+
+
+def _show_outcome(outcome: dict[str, Any]) -> str | None:
+    """Shows what happened to the last send; returns the id to follow, if any."""
+    kind = outcome["kind"]
+    if kind == "invalid":
+        st.error(outcome["message"])
+        return None
+    if kind == "unreachable":
+        st.error(f"The API at {settings.api_base_url} cannot be reached: {outcome['message']}")
+        return None
+    code = int(outcome["status_code"])
+    cols = st.columns(3)
+    cols[0].metric("HTTP status", code)
+    cols[1].metric("Acknowledged in", support.fmt_duration(outcome["elapsed_ms"]))
+    cols[2].metric("Request id", outcome["id"] or support.NO_VALUE)
+    if code == 403:
+        st.error("The API refused the key (403 Forbidden): check STREAMDESK_API_KEY.")
+        return None
+    if not 200 <= code < 300 or not outcome["id"]:
+        st.warning(f"The API did not accept the request (HTTP {code}).")
+        if outcome.get("message"):
+            st.code(str(outcome["message"]), language="text")
+        return None
+    st.success("Accepted: the request is stored and waits for processing.")
+    return str(outcome["id"])
+
+
+def _follow(request_id: str) -> None:
+    """Polls GET /requests/{id} until the request is finished (then stops polling)."""
+    done: set[str] = st.session_state.setdefault(support.KEY_FOLLOW_DONE, set())
+    polling = request_id not in done and support.refresh_interval(settings) is not None
+    interval = support.FOLLOW_POLL_SECONDS if polling else None
+
+    @st.fragment(run_every=interval)
+    def live_status() -> None:
+        st.subheader("Live status")
+        try:
+            with _client() as client:
+                answer = client.get(request_id)
+        except ApiUnreachable as error:
+            st.error(f"The API at {settings.api_base_url} cannot be reached: {error}")
+            return
+        if answer.status_code == 403:
+            st.error("The API refused the key (403 Forbidden): check STREAMDESK_API_KEY.")
+            return
+        if answer.status_code == 404:
+            st.warning(f"No request with id {request_id!r} (yet).")
+            return
+        if answer.status_code != 200:
+            st.warning(f"GET /requests/{request_id} answered HTTP {answer.status_code}.")
+            if answer.message:
+                st.code(str(answer.message), language="text")
+            return
+        fields = answer.fields or {}
+        status = str(fields.get("status", ""))
+        cols = st.columns(4)
+        cols[0].metric("Status", status or "(missing)")
+        cols[1].metric("Attempts", str(fields.get("attempts", 0)))
+        cols[2].metric("Queue wait", support.fmt_duration(_span(fields, "createdAt", "startedAt")))
+        cols[3].metric("End to end", support.fmt_duration(_span(fields, "createdAt", "finishedAt")))
+        if fields.get("error"):
+            st.caption("Error")
+            st.code(support.json_text(fields["error"]), language="json", wrap_lines=True)
+        if fields.get("result"):
+            st.caption("Result")
+            st.code(support.json_text(fields["result"]), language="json", wrap_lines=True)
+        finished = status in FINAL_STATES
+        if finished:
+            done.add(request_id)
+        if polling and not finished:
+            st.caption(f"Checking again every {support.FOLLOW_POLL_SECONDS:g} s until it finishes…")
+        elif not polling and not finished:
+            st.caption("Auto-refresh is paused: use Refresh now in the sidebar to check again.")
+        if finished and polling:
+            # Run the page again so the fragment is defined without run_every: polling stops.
+            st.rerun(scope="app")
+
+    live_status()
+    st.page_link(
+        "pages/requests.py",
+        label="Open its detail",
+        icon=":material/open_in_new:",
+        query_params=support.detail_query(request_id),
+    )
+
+
+def _span(fields: dict[str, Any], start: str, end: str) -> int | None:
+    a, b = fields.get(start), fields.get(end)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return int(b - a)
+    return None
+
+
+def _sent_list() -> None:
+    sent: list[dict[str, Any]] = st.session_state.get(support.KEY_SENT, [])
+    st.subheader("Sent from this browser")
+    if not sent:
+        st.caption("Nothing sent yet in this session.")
+        return
+    zone = support.display_zone()
+    table = pd.DataFrame(
+        [
+            {
+                "id": entry["id"],
+                "sent": support.fmt_time(entry["sent"], zone=zone),
+                "example": entry["example"],
+                "HTTP": entry["status_code"],
+                "acknowledged in": support.fmt_duration(entry["elapsed_ms"]),
+                # Relative to this page's URL, so it also works under a base path or a proxy.
+                "detail": support.detail_href(entry["id"]),
+            }
+            for entry in sent
+        ]
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="sent_table",
+        column_config={"detail": st.column_config.LinkColumn("detail", display_text="open detail")},
+    )
+
+
+# ------------------------------------------------------------------------------------ page
+st.title("Submit a request")
+st.caption(f"Sent with the API key to `PUT {settings.api_base_url}/requests`, like any client.")
+if not sign_in.session_actor(settings).may_change:  # roles (issue 4): sending is for operators
+    st.info("You are a viewer: sending requests is for operators.")
+    st.stop()
+st.selectbox(
+    "Start from an example",
+    list(SAMPLES),
+    index=None,
+    placeholder="choose an example",
+    key=support.KEY_EXAMPLE,
+    on_change=_load_example,
+)
+if support.KEY_BODY not in st.session_state:
+    st.session_state[support.KEY_BODY] = json.dumps(next(iter(SAMPLES.values())), indent=2)
+body = st.text_area("Body (a JSON object)", key=support.KEY_BODY, height=220)
+if st.button("Send", type="primary", key="submit_send"):
+    _send(body)
+
+last = st.session_state.get(support.KEY_LAST_SUBMIT)
+follow_id = _show_outcome(last) if last else None
+if follow_id:
+    _follow(follow_id)
+_sent_list()

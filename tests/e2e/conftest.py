@@ -1,0 +1,143 @@
+"""The whole local stack for a browser: DynamoDB Local (suite fixture), the API twin, the stream trigger (in
+a thread), the dashboard (``streamlit run`` in a subprocess), and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from backend.local.dynamodb_local import free_port
+from backend.local.trigger import run_trigger
+from backend.settings import Settings
+from backend.template import PROJECT_ROOT, Template
+from tests.api_fixtures import running_api
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
+DASHBOARD_START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class LocalStack:
+    settings: Settings  # what the dashboard was started with
+    api_url: str
+    dashboard_url: str
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Debian's Chromium. Missing is a failure, not a skip: the browser test is part of `make test`."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"{CHROMIUM} is missing: the browser tests need Debian's Chromium "
+            "(`apt-get install -y chromium`, or `make browser`)."
+        )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright, chromium_path: Path) -> Iterator[Browser]:
+    instance = playwright.chromium.launch(
+        executable_path=str(chromium_path), headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+@pytest.fixture()
+def screenshots() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + DASHBOARD_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"streamlit exited with {process.returncode}:\n{log.read_text(errors='replace')}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"the dashboard did not answer within {DASHBOARD_START_TIMEOUT:.0f}s")
+
+
+@pytest.fixture()
+def local_stack(settings: Settings, template: Template, tmp_path: Path) -> Iterator[LocalStack]:
+    """API twin + trigger + dashboard on free ports, all pointed at the test table."""
+    with running_api(settings, template) as api_url:
+        stop = threading.Event()
+        trigger = threading.Thread(
+            target=run_trigger, args=(settings, template, stop), name="trigger", daemon=True
+        )
+        trigger.start()
+        port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("STREAMDESK_")} | {
+            "STREAMDESK_DYNAMODB_PORT": str(settings.dynamodb_port),
+            "STREAMDESK_TABLE": settings.table,
+            "STREAMDESK_DATA_DIR": str(settings.data_dir),
+            "STREAMDESK_API_KEY": settings.api_key,
+            "STREAMDESK_API_URL": api_url,
+            "STREAMDESK_SECRETS_FILE": str(tmp_path / "no-secrets.toml"),
+            "STREAMDESK_REFRESH_SECONDS": "2",  # live enough to watch, calm enough to screenshot
+        }
+        log = tmp_path / "streamlit.log"
+        command = [
+            sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard.py"),
+            "--server.headless", "true",
+            "--server.port", str(port),
+            "--server.address", "127.0.0.1",
+            "--browser.gatherUsageStats", "false",
+        ]  # fmt: skip
+        with log.open("wb") as output:
+            process = subprocess.Popen(  # a fixed command line
+                command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process, log)
+            yield LocalStack(settings=settings, api_url=api_url, dashboard_url=url)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            stop.set()
+            trigger.join(timeout=15)
+            # The dashboard's log tells what went wrong when a page did not show what the test waited for.
+            print(log.read_text(errors="replace")[-5000:])
