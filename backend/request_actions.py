@@ -91,7 +91,8 @@ class RequestActions:
                 ConditionExpression="#s = :failed",
                 UpdateExpression=(
                     "SET #s = :pending, #open = :open, #upd = :now, #rat = :now, #rby = :by, "
-                    "#rn = if_not_exists(#rn, :zero) + :one, #last = #err REMOVE #err, #fin"
+                    "#rn = if_not_exists(#rn, :zero) + :one, #last = if_not_exists(#err, :noerr) "
+                    "REMOVE #err, #fin"
                 ),
                 ExpressionAttributeNames={
                     "#s": attr.STATUS,
@@ -112,6 +113,9 @@ class RequestActions:
                     ":by": {"S": actor.name},
                     ":zero": {"N": "0"},
                     ":one": {"N": "1"},
+                    # A FAILED item without a recorded error (written by hand, an older schema) can be
+                    # retried too: copying a missing attribute would fail the whole update.
+                    ":noerr": {"M": {}},
                 },
             )
         except ClientError as error:

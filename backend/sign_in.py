@@ -20,7 +20,9 @@ import streamlit as st
 from backend.roles import Actor, Role
 from backend.settings import Settings
 
-SESSION_ACTOR = "streamdesk.actor"
+SESSION_ACTOR = "streamdesk.actor"  # the password form's signed-in actor
+# Who this browser session acts as, set by dashboard.py on every run before the page runs.
+CURRENT_ACTOR = "streamdesk.current_actor"
 
 
 class SignInMode(StrEnum):
@@ -94,8 +96,28 @@ def current_actor(settings: Settings) -> Actor | None:
     return None
 
 
+def page_actor(settings: Settings) -> Actor:
+    """The signed-in actor, for the top of a page; renders the sign-in form and stops the page while
+    nobody is signed in.
+
+    ``dashboard.py`` signs in on every run, but a page can run without it: the Streamlit server runs a
+    ``pages/`` file directly when a deep link (``/failures``) is the first URL it serves, before any
+    session has run the entry script (its ``st.navigation`` then takes over). So every page that shows or
+    changes data asks here too.
+    """
+    actor = st.session_state.get(CURRENT_ACTOR)
+    if isinstance(actor, Actor):
+        return actor
+    actor = current_actor(settings)
+    if actor is None:
+        st.stop()
+    st.session_state[CURRENT_ACTOR] = actor
+    return actor
+
+
 def sign_out() -> None:
     st.session_state.pop(SESSION_ACTOR, None)
+    st.session_state.pop(CURRENT_ACTOR, None)
     if _oidc_configured():
         st.logout()
 

@@ -192,7 +192,7 @@ def _sent_list() -> None:
 # ------------------------------------------------------------------------------------ page
 st.title("Submit a request")
 st.caption(f"Sent with the API key to `PUT {settings.api_base_url}/requests`, like any client.")
-if not sign_in.session_actor(settings).may_change:  # roles (issue 4): sending is for operators
+if not sign_in.page_actor(settings).may_change:  # roles (issue 4): sending is for operators
     st.info("You are a viewer: sending requests is for operators.")
     st.stop()
 st.selectbox(

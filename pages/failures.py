@@ -1,0 +1,292 @@
+"""Failures: failed requests grouped by cause, their samples, and retry (one, the selected, or a group).
+
+Retries are for operators (``backend/roles.py``): a viewer sees the same groups and samples and no control,
+and the backend refuses a viewer's retry anyway. A bulk retry asks for confirmation, runs in bounded batches
+with a progress bar, and reports what happened to each request, following them until they finish.
+Bodies, errors and tracebacks are shown as text (``st.code``), never as HTML or Markdown.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd
+import streamlit as st
+
+from backend import dashboard_support as support
+from backend import sign_in
+from backend.failures import FailureGroup
+from backend.operations import Pipeline
+from backend.request_actions import ActionResult, RequestActions
+from backend.requests_dal import StoreUnavailable
+from backend.roles import Actor, PermissionDenied
+from backend.settings import Settings
+
+KEY_PENDING: Final = "sd_failures_pending"  # a bulk retry waiting for confirmation
+KEY_REPORT: Final = "sd_failures_report"  # what the latest retry did, request by request
+SAMPLES_SHOWN: Final = 10
+SELECTABLE: Final = 500  # requests of a group offered for selection (a whole group has no limit)
+FOLLOWED: Final = 100  # requests of a report whose status is followed live
+
+settings = support.app_settings()
+actor = sign_in.page_actor(settings)
+
+
+def pipeline_for(settings: Settings) -> Pipeline:
+    store = support.store_for(settings)  # one cached store (one boto3 client) per stack
+    return Pipeline(settings, store, RequestActions(store.client, settings.table))
+
+
+@st.cache_data(ttl=support.CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
+def _groups(key: str, _settings: Settings) -> list[FailureGroup]:
+    return pipeline_for(_settings).failure_groups()
+
+
+def cached_groups(settings: Settings) -> list[FailureGroup]:
+    return _groups(support.fingerprint(settings), settings)
+
+
+def _forget_reads() -> None:
+    support.clear_caches()
+    _groups.clear()
+
+
+# ------------------------------------------------------------------------------------ retrying
+def _retry(ids: list[str], what: str, who: Actor) -> None:
+    """Retry ``ids`` in bounded batches with a progress bar; the report is kept in the session."""
+    total = len(ids)
+    progress = st.progress(0.0, text=f"Retrying {total} request(s)…")
+    done: list[ActionResult] = []
+
+    def on_batch(batch: list[ActionResult]) -> None:
+        done.extend(batch)
+        progress.progress(len(done) / max(total, 1), text=f"{len(done)} of {total} done")
+
+    try:
+        results = pipeline_for(settings).retry(ids, who, on_batch=on_batch)
+    except PermissionDenied as error:
+        st.error(str(error))
+        return
+    except StoreUnavailable as error:
+        st.error(f"The retry stopped: {error}. {len(done)} of {total} request(s) were handled.")
+        results = done
+    st.session_state[KEY_REPORT] = {
+        "what": what,
+        "results": [(r.request_id, r.outcome.value, r.detail) for r in results],
+        "at": support.now_ms(),
+    }
+    st.session_state.pop(KEY_PENDING, None)
+    _forget_reads()
+    st.rerun()
+
+
+def _ask(ids: list[str], what: str, group_key: str) -> None:
+    st.session_state[KEY_PENDING] = {"ids": ids, "what": what, "group": group_key}
+
+
+def _confirmation(group: FailureGroup) -> None:
+    """The confirm step of a bulk retry asked for in this group."""
+    pending: dict[str, Any] | None = st.session_state.get(KEY_PENDING)
+    if not pending or pending.get("group") != group.key:
+        return
+    ids: list[str] = pending["ids"]
+    st.warning(
+        f"Retry {len(ids)} request(s) ({pending['what']})? Each FAILED one goes back to PENDING and is "
+        "processed again from its first unfinished step; requests no longer FAILED are left as they are."
+    )
+    confirm, cancel = st.columns([1, 4])
+    if confirm.button(f"Confirm: retry {len(ids)}", type="primary", key=f"fail_confirm_{group.key}"):
+        _retry(ids, pending["what"], actor)
+    if cancel.button("Cancel", key=f"fail_cancel_{group.key}"):
+        st.session_state.pop(KEY_PENDING, None)
+        st.rerun()
+
+
+# ------------------------------------------------------------------------------------ report
+def _report() -> None:
+    report: dict[str, Any] | None = st.session_state.get(KEY_REPORT)
+    if not report:
+        return
+    results: list[tuple[str, str, str]] = report["results"]
+    counts: dict[str, int] = {}
+    for _, outcome, _ in results:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    with st.container(border=True):
+        st.subheader("Latest retry")
+        st.caption(
+            f"{report['what']}, at {support.fmt_time(report['at'], zone=support.display_zone())}: "
+            + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+        )
+
+        @st.fragment(run_every=support.refresh_interval(settings))
+        def follow() -> None:
+            now_status: dict[str, str] = {}
+            for request_id, outcome, _ in results[:FOLLOWED]:
+                if outcome != "redriven":
+                    continue
+                try:
+                    detail = support.cached_detail(settings, request_id)
+                except StoreUnavailable as error:
+                    st.error(f"Cannot read the requests: {error}")
+                    return
+                now_status[request_id] = (detail.summary.status or "(missing)") if detail else "(deleted)"
+            tally = {
+                s: list(now_status.values()).count(s)
+                for s in ("PENDING", "PROCESSING", "SUCCEEDED", "FAILED")
+            }
+            cols = st.columns(4)
+            cols[0].metric("Succeeded since", tally["SUCCEEDED"])
+            cols[1].metric("Failed again", tally["FAILED"])
+            cols[2].metric("Waiting", tally["PENDING"])
+            cols[3].metric("Processing", tally["PROCESSING"])
+            table = pd.DataFrame(
+                [
+                    {
+                        "id": request_id,
+                        "outcome": outcome,
+                        "detail": detail,
+                        "status now": now_status.get(request_id, ""),
+                        "open": support.detail_href(request_id),
+                    }
+                    for request_id, outcome, detail in results
+                ],
+                columns=["id", "outcome", "detail", "status now", "open"],
+            )
+            st.dataframe(
+                table,
+                hide_index=True,
+                key="fail_report_table",
+                column_config={"open": st.column_config.LinkColumn("open", display_text="open detail")},
+            )
+
+        follow()
+        if st.button("Dismiss", key="fail_report_dismiss"):
+            st.session_state.pop(KEY_REPORT, None)
+            st.rerun()
+
+
+# ------------------------------------------------------------------------------------ groups
+def _groups_table(groups: list[FailureGroup]) -> None:
+    zone = support.display_zone()
+    table = pd.DataFrame(
+        [
+            {
+                "group": g.key,
+                "error type": g.error_type,
+                "message": g.pattern,
+                "count": g.count,
+                "first seen": support.fmt_time(g.first_seen, zone=zone),
+                "last seen": support.fmt_time(g.last_seen, zone=zone),
+                "failed step(s)": ", ".join(f"{step} ({n})" for step, n in g.steps.items()),
+            }
+            for g in groups
+        ],
+        columns=["group", "error type", "message", "count", "first seen", "last seen", "failed step(s)"],
+    )
+    st.dataframe(table, hide_index=True, key="fail_groups_table")
+
+
+def _sample(request_id: str, group_key: str) -> None:
+    """One failed request: body, error and traceback as text, a link to its detail, retry it alone."""
+    try:
+        detail = support.cached_detail(settings, request_id)
+    except StoreUnavailable as error:
+        st.error(f"Cannot read the requests: {error}")
+        return
+    if detail is None:
+        st.warning(f"Request {request_id!r} no longer exists.")
+        return
+    s = detail.summary
+    st.page_link(
+        "pages/requests.py",
+        label="Open its full detail",
+        icon=":material/open_in_new:",
+        query_params=support.detail_query(request_id),
+    )
+    st.caption(f"Status {s.status or '(missing)'}, attempts {s.attempts}")
+    text, language = support.pretty_body(detail.body)
+    st.markdown("**Body**")
+    st.code(text, language=language, wrap_lines=True)
+    recorded = detail.error or {}
+    st.markdown("**Error**")
+    summary = {k: recorded.get(k) for k in ("type", "message", "step", "transient") if k in recorded}
+    st.code(
+        support.json_text(summary) if summary else "(no error recorded)", language="json", wrap_lines=True
+    )
+    if recorded.get("traceback"):
+        st.markdown("**Traceback**")
+        st.code(str(recorded["traceback"]), language="text")
+    if (
+        actor.may_change
+        and s.status == "FAILED"
+        and st.button("Retry this request", key=f"fail_retry_one_{group_key}", icon=":material/replay:")
+    ):
+        _retry([request_id], f"request {request_id}", actor)
+
+
+def _group(group: FailureGroup) -> None:
+    zone = support.display_zone()
+    st.caption(
+        f"Group {group.key} · {group.count} request(s) · first seen "
+        f"{support.fmt_time(group.first_seen, zone=zone)} · last seen "
+        f"{support.fmt_time(group.last_seen, zone=zone)} · failed at "
+        + ", ".join(f"{step} ({n})" for step, n in group.steps.items())
+    )
+    st.code(f"{group.error_type}: {group.pattern}", language="text", wrap_lines=True)
+    samples = group.samples(SAMPLES_SHOWN)
+    st.dataframe(
+        pd.DataFrame({"sample request": samples, "open": [support.detail_href(i) for i in samples]}),
+        hide_index=True,
+        key=f"fail_samples_{group.key}",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open detail")},
+    )
+    chosen = st.selectbox(
+        "Open a sample", samples, index=None, placeholder="choose an id", key=f"fail_open_{group.key}"
+    )
+    if chosen:
+        _sample(chosen, group.key)
+
+    if not actor.may_change:
+        return
+    st.markdown("**Retry**")
+    selected = st.multiselect(
+        "Requests to retry",
+        group.request_ids[:SELECTABLE],
+        key=f"fail_select_{group.key}",
+        placeholder="choose ids, or retry the whole group",
+    )
+    left, right = st.columns(2)
+    if left.button(
+        f"Retry selected ({len(selected)})", key=f"fail_retry_selected_{group.key}", disabled=not selected
+    ):
+        _ask(list(selected), f"{len(selected)} selected of group {group.key}", group.key)
+    if right.button(f"Retry the whole group ({group.count})", key=f"fail_retry_group_{group.key}"):
+        _ask(list(group.request_ids), f"the whole group {group.key}", group.key)
+    _confirmation(group)
+
+
+# ------------------------------------------------------------------------------------ page
+st.title("Failures")
+st.caption(
+    "Failed requests grouped by error type and message (numbers, ids and times folded). "
+    "Use Refresh now in the sidebar to read them again."
+)
+if not actor.may_change:
+    st.info(f"You are a {actor.role.value}: you see every failure; retrying is for operators.")
+_report()
+try:
+    failure_groups = cached_groups(settings)
+except StoreUnavailable as error:
+    st.error(f"Cannot read the requests: {error}")
+    st.stop()
+if not failure_groups:
+    st.success("No failed requests.")
+else:
+    st.subheader(
+        f"{sum(g.count for g in failure_groups)} failed request(s) in {len(failure_groups)} group(s)"
+    )
+    _groups_table(failure_groups)
+    for number, failure_group in enumerate(failure_groups):
+        title = f"{failure_group.error_type}: {failure_group.pattern} ({failure_group.count})"
+        with st.expander(title[:200], expanded=number == 0):
+            _group(failure_group)

@@ -1,0 +1,342 @@
+"""Pipeline health: the trigger (local twin or deployed event source mapping), the batches it gave up on
+resolved back to their requests, the table, and stuck requests with what to do about each.
+
+"Reconcile" (operators only) hands back the stuck requests a redrive can fix. Everything else on the page
+is read-only; errors are shown as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from backend import dashboard_support as support
+from backend import sign_in
+from backend.health import (
+    HealthReport,
+    Resolution,
+    ResolvedBatch,
+    load_health,
+    metrics_frame,
+    per_minute_frame,
+)
+from backend.operations import Pipeline
+from backend.request_actions import RequestActions
+from backend.requests_dal import StoreUnavailable
+from backend.roles import PermissionDenied
+from backend.settings import Settings
+from backend.stuck import ADVICE, StuckRequest
+
+KEY_RECONCILE_ASKED: Final = "sd_health_reconcile_asked"
+KEY_RECONCILE_REPORT: Final = "sd_health_reconcile_report"
+DEPLOYED_READ_SECONDS: Final = 30
+
+settings = support.app_settings()
+actor = sign_in.page_actor(settings)
+
+
+def pipeline_for(settings: Settings) -> Pipeline:
+    store = support.store_for(settings)
+    return Pipeline(settings, store, RequestActions(store.client, settings.table))
+
+
+@st.cache_data(ttl=support.CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
+def _local_health(key: str, now: int, _settings: Settings) -> HealthReport:
+    return load_health(_settings, support.store_for(_settings), now)
+
+
+# A deployed stack is read at most every 30 seconds: CloudWatch has one point a minute, and SQS can only
+# be peeked by receiving (each receive counts towards the queue's redrive policy).
+@st.cache_data(ttl=DEPLOYED_READ_SECONDS, max_entries=4, show_spinner="Reading the stack…")
+def _deployed_health(key: str, _settings: Settings) -> HealthReport:
+    return load_health(_settings, support.store_for(_settings), support.now_ms())
+
+
+def _health(now: int) -> HealthReport:
+    key = support.fingerprint(settings)
+    return _deployed_health(key, settings) if settings.stack else _local_health(key, now, settings)
+
+
+@st.cache_data(ttl=support.CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
+def _stuck(key: str, now: int, _settings: Settings) -> list[StuckRequest]:
+    return pipeline_for(_settings).stuck()
+
+
+def _ago(ms: Any, now: int) -> str:
+    return f"{support.fmt_duration(now - ms)} ago" if isinstance(ms, int | float) else support.NO_VALUE
+
+
+# ------------------------------------------------------------------------------------ trigger
+def _local_trigger(report: HealthReport, now: int) -> None:
+    local = report.local
+    if local is None or local.state is None:
+        st.error(
+            f"The trigger has never run here (no state file at {settings.trigger_state_path}). "
+            "Nothing processes new requests: start the stack with `make up`."
+        )
+        return
+    value = local.value
+    if report.trigger.running:
+        st.success(f"Trigger running · heartbeat {_ago(value('heartbeatAt'), now)} · pid {value('pid')}")
+    elif value("state") == "Stopped":
+        st.error(f"Trigger stopped {_ago(value('heartbeatAt'), now)}: restart it (`make up`).")
+    else:
+        st.error(
+            f"Trigger not running: its last heartbeat was {_ago(value('heartbeatAt'), now)} "
+            "(the process died?). Restart it (`make up`)."
+        )
+    cols = st.columns(4)
+    cols[0].metric("Last batch", _ago(value("lastBatchAt"), now))
+    cols[1].metric("Last batch size", value("lastBatchSize") or 0)
+    cols[2].metric("Last batch result", value("lastBatchResult") or support.NO_VALUE)
+    age = value("iteratorAgeMs")
+    cols[3].metric(
+        "Iterator age",
+        support.fmt_duration(age) if isinstance(age, int | float) else support.NO_VALUE,
+        help="Age of the last record of the latest batch when it was delivered (AWS's IteratorAge).",
+    )
+    cols = st.columns(4)
+    cols[0].metric("Batches", value("batches") or 0)
+    cols[1].metric("Records", value("records") or 0)
+    cols[2].metric("Function errors", value("functionErrors") or 0)
+    cols[3].metric("Records given up on", value("recordsSentToFailureDestination") or 0)
+    st.caption(
+        f"Filtered out before invocation: {value('filteredOut') or 0} · shards: {value('shards') or 0} · "
+        f"stream: {value('streamArn') or support.NO_VALUE}"
+    )
+    if value("lastError"):
+        st.caption("Last error")
+        st.code(str(value("lastError")), language="text", wrap_lines=True)
+    frame = per_minute_frame(local.state, now)
+    if frame.empty:
+        st.caption("No batch in the last hour.")
+        return
+    zone = support.display_zone()
+    frame["time"] = frame["time"].dt.tz_convert(zone)
+    figure = px.bar(
+        frame,
+        x="time",
+        y="value",
+        color="metric",
+        barmode="group",
+        color_discrete_map={"batches": "#1f77b4", "records": "#2ca02c", "errors": "#d62728"},
+        labels={"value": "per minute", "time": ""},
+        title="Per minute over the last hour: batches, records, errors",
+    )
+    figure.update_layout(height=300, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    st.plotly_chart(figure, key="health_per_minute")
+
+
+def _deployed_trigger(report: HealthReport) -> None:
+    deployed = report.deployed
+    mapping = deployed.mapping if deployed else None
+    if mapping is None:
+        st.warning("The event source mapping could not be read: " + report.errors.get("mapping", "unknown"))
+    else:
+        (st.success if mapping.enabled else st.error)(
+            f"Event source mapping {mapping.uuid}: {mapping.state}"
+            + (f" ({mapping.state_transition_reason})" if mapping.state_transition_reason else "")
+        )
+        st.caption(
+            f"Last processing result: {mapping.last_processing_result or support.NO_VALUE} · batch size "
+            f"{mapping.batch_size} · retries {mapping.maximum_retry_attempts} · record age "
+            f"{mapping.maximum_record_age_seconds} s · bisect {mapping.bisect_batch_on_function_error}"
+        )
+    frame = metrics_frame(deployed)
+    if frame.empty:
+        st.caption("No CloudWatch data points in the last hour.")
+        return
+    figure = px.line(
+        frame, x="time", y="value", facet_row="metric", markers=True, title="CloudWatch (per minute)"
+    )
+    figure.update_yaxes(matches=None)
+    figure.update_layout(height=520, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    st.plotly_chart(figure, key="health_cloudwatch")
+
+
+# ------------------------------------------------------------------------------------ destination
+def _failed_batch(entry: ResolvedBatch, number: int) -> None:
+    batch = entry.batch
+    with st.container(border=True):
+        st.markdown(f"**Batch of {batch.batch_size} record(s)** · {entry.resolution.value}")
+        st.caption(
+            f"given up at {batch.timestamp or support.NO_VALUE} · "
+            f"{batch.condition or 'unknown condition'} · function error {batch.function_error or 'none'} · "
+            f"shard {batch.shard_id} · sequence {batch.start_sequence_number} to {batch.end_sequence_number}"
+        )
+        if entry.detail:
+            (st.warning if entry.resolution is not Resolution.RESOLVED else st.caption)(entry.detail)
+        if entry.request_ids:
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "request": list(entry.request_ids),
+                        "open": [support.detail_href(i) for i in entry.request_ids],
+                    }
+                ),
+                hide_index=True,
+                key=f"health_batch_{number}",
+                column_config={"open": st.column_config.LinkColumn("open", display_text="open detail")},
+            )
+            st.caption("Requests covered: " + ", ".join(entry.request_ids))
+
+
+def _destination(report: HealthReport) -> None:
+    st.subheader("Failure destination")
+    if "failure_destination" in report.errors or "failure_queue" in report.errors:
+        st.warning(report.errors.get("failure_destination") or report.errors.get("failure_queue", ""))
+    if not report.failures:
+        if report.failure_messages:
+            st.caption(f"{report.failure_messages} message(s) waiting; none could be read just now.")
+        else:
+            st.caption("No batch was given up on.")
+        return
+    st.caption(
+        f"{report.failure_messages} message(s); the newest {len(report.failures)} resolved through the "
+        "stream (records stay readable there for 24 hours)."
+    )
+    for number, entry in enumerate(report.failures):
+        _failed_batch(entry, number)
+
+
+# ------------------------------------------------------------------------------------ table
+def _table(report: HealthReport) -> None:
+    st.subheader("Table")
+    info = report.table
+    if info is None:
+        st.error(f"Cannot describe the table: {report.errors.get('table', 'unknown error')}")
+        return
+    cols = st.columns(4)
+    cols[0].metric("Items", f"{info.item_count:,}", help="Approximate: DynamoDB refreshes it every ~6 hours.")
+    cols[1].metric("Table status", info.status)
+    stream = f"enabled, {info.stream_view_type}" if info.stream_enabled else "DISABLED: nothing triggers"
+    cols[2].markdown(f"**Stream**  \n{stream}")
+    cols[3].markdown(f"**TTL**  \n{info.ttl_status or 'unknown'} on attribute {info.ttl_attribute or '-'}")
+
+
+# ------------------------------------------------------------------------------------ stuck
+def _reconcile() -> None:
+    try:
+        results = pipeline_for(settings).reconcile(actor)
+    except PermissionDenied as error:
+        st.error(str(error))
+        return
+    except StoreUnavailable as error:
+        st.error(f"Reconcile stopped: {error}")
+        return
+    st.session_state[KEY_RECONCILE_REPORT] = [(r.request_id, r.outcome.value, r.detail) for r in results]
+    st.session_state.pop(KEY_RECONCILE_ASKED, None)
+    support.clear_caches()
+    _stuck.clear()
+    _local_health.clear()
+    st.rerun()
+
+
+def _stuck_section(now: int) -> None:
+    threshold = support.fmt_duration(settings.stuck_after_seconds * 1000)
+    st.subheader("Stuck requests")
+    st.caption(f"Pending or processing for over {threshold}.")
+    report: list[tuple[str, str, str]] | None = st.session_state.get(KEY_RECONCILE_REPORT)
+    if report is not None:
+        with st.container(border=True):
+            st.markdown(f"**Reconcile** handed back {len(report)} request(s)")
+            if report:
+                st.dataframe(
+                    pd.DataFrame(report, columns=["id", "outcome", "detail"]),
+                    hide_index=True,
+                    key="health_reconcile_report",
+                )
+            else:
+                st.caption("Nothing a redrive could fix.")
+            if st.button("Dismiss", key="health_reconcile_dismiss"):
+                st.session_state.pop(KEY_RECONCILE_REPORT, None)
+                st.rerun()
+    try:
+        stuck = _stuck(support.fingerprint(settings), now, settings)
+    except StoreUnavailable as error:
+        st.error(f"Cannot read the requests: {error}")
+        return
+    if not stuck:
+        st.success("No stuck requests.")
+        return
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "id": s.summary.id,
+                    "status": s.summary.status,
+                    "idle": support.fmt_duration(s.idle_ms),
+                    "reason": s.reason.value,
+                    "reconcile": "hands it back" if s.fixed_by_reconcile else "leaves it",
+                    "open": support.detail_href(s.summary.id),
+                }
+                for s in stuck
+            ],
+            columns=["id", "status", "idle", "reason", "reconcile", "open"],
+        ),
+        hide_index=True,
+        key="health_stuck_table",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open detail")},
+    )
+    st.markdown("**What to do**")
+    for reason in dict.fromkeys(s.reason for s in stuck):
+        count = sum(1 for s in stuck if s.reason is reason)
+        st.caption(f"{reason.value} ({count})")
+        st.text(ADVICE[reason])
+    fixable = [s for s in stuck if s.fixed_by_reconcile]
+    if not actor.may_change:
+        return
+    if not fixable:
+        st.caption("Reconcile has nothing to hand back: fix the cause above.")
+        return
+    if st.button(f"Reconcile ({len(fixable)})", key="health_reconcile", icon=":material/build:"):
+        st.session_state[KEY_RECONCILE_ASKED] = True
+    if st.session_state.get(KEY_RECONCILE_ASKED):
+        st.warning(
+            f"Hand back {len(fixable)} stuck request(s)? Each is marked FAILED (error type Stuck) and "
+            "retried at once; a request that moved on meanwhile is left alone."
+        )
+        confirm, cancel = st.columns([1, 4])
+        if confirm.button("Confirm: reconcile", type="primary", key="health_reconcile_confirm"):
+            _reconcile()
+        if cancel.button("Cancel", key="health_reconcile_cancel"):
+            st.session_state.pop(KEY_RECONCILE_ASKED, None)
+            st.rerun()
+
+
+# ------------------------------------------------------------------------------------ page
+st.title("Pipeline health")
+if not actor.may_change:
+    st.info(f"You are a {actor.role.value}: you see the pipeline's health; reconciling is for operators.")
+
+
+@st.fragment(run_every=support.refresh_interval(settings))
+def live_health() -> None:
+    now = support.now_ms()
+    report = _health(now)
+    st.subheader("Trigger" + (f" (stack {settings.stack})" if settings.stack else " (local twin)"))
+    if report.deployed_mode:
+        _deployed_trigger(report)
+    else:
+        _local_trigger(report, now)
+    _destination(report)
+    _table(report)
+    other = {
+        k: v
+        for k, v in report.errors.items()
+        if k not in ("table", "failure_destination", "failure_queue", "mapping")
+    }
+    for part, problem in other.items():
+        st.warning(f"{part}: {problem}")
+
+
+@st.fragment(run_every=support.refresh_interval(settings))
+def live_stuck() -> None:
+    _stuck_section(support.now_ms())
+
+
+live_health()
+live_stuck()
