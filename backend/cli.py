@@ -180,9 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="retry (redrive) failed requests")
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", action="append", help="a failed request's id (repeatable)")
-    which.add_argument(
-        "--error-group", help="every failed request of this error group (its key)"
-    )
+    which.add_argument("--error-group", help="every failed request of this error group (its key)")
     which.add_argument("--all-failed", action="store_true", help="every failed request")
     retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     retry.add_argument("--as", dest="actor", help="name recorded as who retried (default user@host)")

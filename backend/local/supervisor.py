@@ -174,7 +174,9 @@ def _trigger_reports(settings: Settings, component: Component) -> bool:
     from backend.trigger_status import read_trigger_state
 
     state = read_trigger_state(settings)
-    return bool(state) and component.process is not None and state.get("pid") == component.process.pid
+    if not state or component.process is None:
+        return False
+    return bool(state.get("pid") == component.process.pid)
 
 
 def _check_ports(settings: Settings) -> None:
