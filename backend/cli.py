@@ -70,15 +70,10 @@ def cmd_trigger(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_dashboard(settings: Settings, _args: argparse.Namespace) -> int:
     """Only the dashboard (for a deployed stack: STREAMDESK_STACK=name streamdesk dashboard)."""
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard.py"),
-        "--server.port", str(settings.dashboard_port),
-        "--server.address", settings.host,
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+    from backend.dashboard_server import command
+
     print(f"Dashboard on {settings.dashboard_url}", flush=True)
-    return subprocess.call(command, cwd=PROJECT_ROOT)  # fixed command
+    return subprocess.call(command(settings.host, settings.dashboard_port), cwd=PROJECT_ROOT)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:

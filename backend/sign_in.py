@@ -100,10 +100,10 @@ def page_actor(settings: Settings) -> Actor:
     """The signed-in actor, for the top of a page; renders the sign-in form and stops the page while
     nobody is signed in.
 
-    ``dashboard.py`` signs in on every run, but a page can run without it: the Streamlit server runs a
-    ``pages/`` file directly when a deep link (``/failures``) is the first URL it serves, before any
-    session has run the entry script (its ``st.navigation`` then takes over). So every page that shows or
-    changes data asks here too.
+    ``dashboard.py`` signs in on every run, but a page can run without it: Streamlit runs a ``pages/``
+    file directly when a deep link (``/failures``) is the first URL a server serves, before any session
+    ran the entry script. ``backend/dashboard_server.py`` (how the dashboard is started) prevents that;
+    a server started with plain ``streamlit run`` does not, so every page asks here too.
     """
     actor = st.session_state.get(CURRENT_ACTOR)
     if isinstance(actor, Actor):

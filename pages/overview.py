@@ -9,11 +9,13 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from backend import dashboard_support as support
+from backend import sign_in
 from backend.overview import Overview
 from backend.requests_dal import StoreUnavailable
 from backend.stats import latency_over_time
 
 settings = support.app_settings()
+sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
 st.title("Overview")
 time_range = support.time_range_control("overview", allow_any=False, default="1 hour")
 

@@ -13,10 +13,12 @@ import pandas as pd
 import streamlit as st
 
 from backend import dashboard_support as support
+from backend import sign_in
 from backend.requests_dal import RequestDetail, RequestFilter, StoreUnavailable
 from backend.settings import Settings
 
 settings = support.app_settings()
+sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
 
 
 # ------------------------------------------------------------------------------------ detail

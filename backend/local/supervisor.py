@@ -22,6 +22,7 @@ from typing import IO
 
 import httpx
 
+from backend import dashboard_server
 from backend.local import dynamodb_local
 from backend.local.local_template import local_template
 from backend.local.table import ensure_table
@@ -149,13 +150,7 @@ def build_components(settings: Settings) -> list[Component]:
         Component("trigger", _python_component("trigger"), lambda c: _trigger_reports(settings, c)),
         Component(
             "dashboard",
-            [
-                sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard.py"),
-                "--server.port", str(settings.dashboard_port),
-                "--server.address", host,
-                "--server.headless", "true",
-                "--browser.gatherUsageStats", "false",
-            ],
+            dashboard_server.command(host, settings.dashboard_port),
             _http_ready(f"{settings.dashboard_url}/_stcore/health"),
         ),
     ]  # fmt: skip

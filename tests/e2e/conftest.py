@@ -1,11 +1,11 @@
 """The whole local stack for a browser: DynamoDB Local (suite fixture), the API twin, the stream trigger (in
-a thread), the dashboard (``streamlit run`` in a subprocess), and Debian's Chromium driven by Playwright."""
+a thread), the dashboard (started as ``make up`` starts it, in a subprocess), and Debian's Chromium driven
+by Playwright."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
+from backend import dashboard_server
 from backend.local.dynamodb_local import free_port
 from backend.local.trigger import run_trigger
 from backend.settings import Settings
@@ -115,13 +116,7 @@ def local_stack(settings: Settings, template: Template, tmp_path: Path) -> Itera
             "STREAMDESK_REFRESH_SECONDS": "2",  # live enough to watch, calm enough to screenshot
         }
         log = tmp_path / "streamlit.log"
-        command = [
-            sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard.py"),
-            "--server.headless", "true",
-            "--server.port", str(port),
-            "--server.address", "127.0.0.1",
-            "--browser.gatherUsageStats", "false",
-        ]  # fmt: skip
+        command = dashboard_server.command("127.0.0.1", port)  # exactly as `make up` starts it
         with log.open("wb") as output:
             process = subprocess.Popen(  # a fixed command line
                 command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
