@@ -1,6 +1,6 @@
 """The overview page's data: counts, live state, throughput and latency, read from the indexes only.
 
-Cost: the requests created in the range (``byTime``) plus the open requests (``byOpenState``: pending and
+Cost: the requests created in the range (``byTime``) plus the open requests (``byState``: pending and
 processing in full, failed as a count). Nothing else of the table is read, so an overview of the last hour
 costs the same on a table of ten thousand requests as on one of ten million.
 """

@@ -45,13 +45,9 @@ class ActionResult:
     detail: str = ""
 
 
-def _shard_of(item: dict[str, Any]) -> str:
-    bucket = item.get(attr.TIME_BUCKET, {}).get("S", "")
-    return bucket.rsplit(attr.BUCKET_SEPARATOR, 1)[-1] if attr.BUCKET_SEPARATOR in bucket else "0"
-
-
-def _open_state(status: Status, shard: str) -> str:
-    return f"{status.value}{attr.BUCKET_SEPARATOR}{shard}"
+def _bucket(status: Status, item: dict[str, Any]) -> str:
+    """The item's ``stateBucket`` once it is in ``status`` (its shard does not change)."""
+    return attr.state_bucket(status.value, attr.shard_of(item.get(attr.TIME_BUCKET, {}).get("S")))
 
 
 class RequestActions:
@@ -96,7 +92,7 @@ class RequestActions:
                 ),
                 ExpressionAttributeNames={
                     "#s": attr.STATUS,
-                    "#open": attr.OPEN_STATE,
+                    "#open": attr.STATE_BUCKET,
                     "#upd": attr.UPDATED_AT,
                     "#rat": attr.REDRIVEN_AT,
                     "#rby": attr.REDRIVEN_BY,
@@ -108,7 +104,7 @@ class RequestActions:
                 ExpressionAttributeValues={
                     ":failed": {"S": Status.FAILED.value},
                     ":pending": {"S": Status.PENDING.value},
-                    ":open": {"S": _open_state(Status.PENDING, _shard_of(current))},
+                    ":open": {"S": _bucket(Status.PENDING, current)},
                     ":now": {"N": str(now)},
                     ":by": {"S": actor.name},
                     ":zero": {"N": "0"},
@@ -169,7 +165,7 @@ class RequestActions:
                 "REMOVE #claim",
                 ExpressionAttributeNames={
                     "#s": attr.STATUS,
-                    "#open": attr.OPEN_STATE,
+                    "#open": attr.STATE_BUCKET,
                     "#upd": attr.UPDATED_AT,
                     "#fin": attr.FINISHED_AT,
                     "#err": attr.ERROR,
@@ -179,7 +175,7 @@ class RequestActions:
                     ":expected": {"S": expected.value},
                     ":idle": {"N": str(idle_since_ms)},
                     ":failed": {"S": Status.FAILED.value},
-                    ":open": {"S": _open_state(Status.FAILED, _shard_of(current))},
+                    ":open": {"S": _bucket(Status.FAILED, current)},
                     ":now": {"N": str(now)},
                     ":err": {
                         "M": {

@@ -1,7 +1,7 @@
 """Data access for the dashboard: the ONLY dashboard module that talks to DynamoDB.
 
 Lists read the sparse, write-sharded indexes (``byTime``: "<epoch day>:<shard>" -> createdAt, and
-``byOpenState``: "<status>:<shard>" -> createdAt; see docs/internal-contracts.md). They never read request
+``byState``: "<status>:<shard>" -> createdAt; see docs/internal-contracts.md). They never read request
 bodies (the indexes do not project them, and every query names what it wants) and never the whole table:
 their cost grows with what they show. Only ``get`` and ``export`` read bodies, and only a filter that narrows
 nothing makes ``export`` scan.
@@ -51,11 +51,11 @@ from streamdesk_processor.item import (
     ID,
     LAST_ERROR,
     MS_PER_DAY,
-    OPEN_STATE,
     REDRIVEN_AT,
     REQUEST,
     RESULT,
     STARTED_AT,
+    STATE_BUCKET,
     STATUS,
     STEPS,
     TIME_BUCKET,
@@ -67,7 +67,7 @@ from streamdesk_processor.item import (
 from backend.settings import Settings
 
 INDEX_BY_TIME = "byTime"
-INDEX_BY_OPEN_STATE = "byOpenState"
+INDEX_BY_STATE = "byState"
 OPEN_STATES: frozenset[str] = frozenset({Status.PENDING, Status.PROCESSING, Status.FAILED})
 # A filter state for requests whose status is missing or not one of Status.
 UNKNOWN_STATE = "UNKNOWN"
@@ -636,8 +636,8 @@ class RequestStore:
             )
         return [
             _Stream(
-                INDEX_BY_OPEN_STATE,
-                OPEN_STATE,
+                INDEX_BY_STATE,
+                STATE_BUCKET,
                 f"{state}{BUCKET_SEPARATOR}{shard}",
                 since_ms,
                 until_ms,
@@ -741,7 +741,7 @@ class RequestStore:
         since_ms: int | None = None,
     ) -> list[RequestSummary]:
         """Every request in one of ``states`` (open states only) whatever its age (or created since
-        ``since_ms``), newest first, via ``byOpenState``."""
+        ``since_ms``), newest first, via ``byState``."""
         return self.read_open(states, since_ms)[0]
 
     def count_open(self, states: Iterable[str] = tuple(OPEN_STATES)) -> tuple[dict[str, int], int]:
@@ -757,7 +757,7 @@ class RequestStore:
     def list_requests(self, flt: RequestFilter, page_size: int, token: str | None = None) -> Page:
         """One page of requests matching ``flt``, newest first; pass ``next_token`` back for the next.
 
-        An exact id is one GetItem. Only open states: ``byOpenState``. Otherwise ``byTime`` over the range
+        An exact id is one GetItem. Only open states: ``byState``. Otherwise ``byTime`` over the range
         (default: the 24 hours before the first page) with a status filter. A text search reads the
         bodies of the candidates only. With a text search the last page can be empty.
         Raises ValueError for an unknown state or a token from another filter.

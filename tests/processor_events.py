@@ -64,7 +64,7 @@ def put_pending_item(
             item.ID: {"S": request_id},
             item.REQUEST: {"S": body},
             item.STATUS: {"S": Status.PENDING.value},
-            item.OPEN_STATE: {"S": f"{Status.PENDING.value}{item.BUCKET_SEPARATOR}{shard}"},
+            item.STATE_BUCKET: {"S": f"{Status.PENDING.value}{item.BUCKET_SEPARATOR}{shard}"},
             item.TIME_BUCKET: {"S": f"{created // item.MS_PER_DAY}{item.BUCKET_SEPARATOR}{shard}"},
             item.CREATED_AT: {"N": str(created)},
             item.UPDATED_AT: {"N": str(created)},
@@ -170,7 +170,7 @@ def redrive(
         ConditionExpression="#s = :failed",
         ExpressionAttributeNames={
             "#s": item.STATUS,
-            "#o": item.OPEN_STATE,
+            "#o": item.STATE_BUCKET,
             "#ra": item.REDRIVEN_AT,
             "#rb": item.REDRIVEN_BY,
             "#u": item.UPDATED_AT,

@@ -37,7 +37,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -55,9 +55,10 @@ from backend.local.esm_config import EsmConfig, load_esm_config
 from backend.local.event_filter import EventFilter
 from backend.local.lambda_runtime import LambdaRuntime, new_context, new_log_stream_name
 from backend.local.lambda_runtime import function_arn as lambda_function_arn
+from backend.local.local_template import local_template
 from backend.local.stream_events import approximate_arrival, epoch_seconds, to_lambda_record
 from backend.settings import Settings
-from backend.template import TABLE_ID, Template
+from backend.template import Template
 
 log = logging.getLogger("streamdesk.trigger")
 
@@ -136,12 +137,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def local_template(template: Template, settings: Settings) -> Template:
-    """The template resolved for the local table the trigger reads (TABLE_NAME must name it)."""
-    refs = {**template.local.refs, TABLE_ID: settings.table}
-    return Template(template.raw, replace(template.local, refs=refs, region=settings.region))
-
-
 class Trigger:
     """Polls the table's stream and invokes the function; see the module docstring.
 
@@ -158,7 +153,7 @@ class Trigger:
         esm: EsmConfig | None = None,
     ) -> None:
         self.settings = settings
-        self.esm = esm or load_esm_config(local_template(template, settings))
+        self.esm = esm or load_esm_config(local_template(settings, template))
         self._runtime: LambdaRuntime | None = None
         if invoke is None:
             self._runtime = LambdaRuntime(settings, self.esm.function)

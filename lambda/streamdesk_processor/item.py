@@ -41,14 +41,32 @@ REDRIVEN_AT: Final = "redrivenAt"  # N, epoch ms of the latest redrive
 REDRIVEN_BY: Final = "redrivenBy"  # S, who asked for the latest redrive
 REDRIVES: Final = "redrives"  # N, how many times a person redrove it
 
-# Sparse-index attributes (see infra/template.yaml): written by the API and the processor so that the
-# dashboard can query a time range or a state without scanning the table.
-# Both carry a write shard (createdAt % TimeIndexShards) so that no single index partition takes all the
-# writes: on AWS one partition absorbs about 1,000 writes a second.
+# Index attributes (see infra/template.yaml): written by the API and the processor so that the dashboard
+# can query a time range or a state without scanning the table. Both carry a write shard
+# (createdAt % TimeIndexShards) so that no single index partition takes all the writes: on AWS one
+# partition absorbs about 1,000 writes a second. Every item carries both, in every state: an item missing
+# an index key is never deleted by DynamoDB Local's TTL (seen with 3.3), so sparse indexes would make the
+# local twin keep expired requests forever.
 TIME_BUCKET: Final = "timeBucket"  # S, "<epoch day of createdAt>:<shard>", e.g. "20419:3" (index byTime)
-OPEN_STATE: Final = "openState"  # S, "<status>:<shard>" while not SUCCEEDED; removed on success (byOpenState)
+STATE_BUCKET: Final = "stateBucket"  # S, "<status>:<shard>", e.g. "FAILED:3" (index byState)
 BUCKET_SEPARATOR: Final = ":"
 MS_PER_DAY: Final = 86_400_000
+DEFAULT_SHARD: Final = "0"  # for an item written without a timeBucket (not by the API)
+
+
+def shard_of(time_bucket: str | None) -> str:
+    """The write shard of an item: the suffix of its ``timeBucket``."""
+    if time_bucket and BUCKET_SEPARATOR in time_bucket:
+        shard = time_bucket.rsplit(BUCKET_SEPARATOR, 1)[1]
+        if shard:
+            return shard
+    return DEFAULT_SHARD
+
+
+def state_bucket(status: str, shard: str) -> str:
+    """The ``stateBucket`` value of an item in ``status`` on write shard ``shard``."""
+    return f"{status}{BUCKET_SEPARATOR}{shard}"
+
 
 # Error sub-attributes.
 ERROR_TYPE: Final = "type"

@@ -157,7 +157,9 @@ class StreamProcessor:
             outputs.update(output)
 
         ttl = int(self._clock()) + self.config.retention_seconds
-        self._records.succeed(work.request_id, work.token, bounded_summary(outputs), self._now_ms(), ttl)
+        self._records.succeed(
+            work.request_id, work.token, bounded_summary(outputs), work.shard, self._now_ms(), ttl
+        )
         logger.info("request succeeded", extra=log_keys)
         return Outcome.SUCCEEDED
 

@@ -87,7 +87,7 @@ class RequestRecords:
                 Key={item.ID: {"S": request_id}},
                 UpdateExpression=(
                     "SET #status = :processing, #attempts = if_not_exists(#attempts, :zero) + :one, "
-                    "#startedAt = :now, #updatedAt = :now, #claim = :token, #openState = :open, "
+                    "#startedAt = :now, #updatedAt = :now, #claim = :token, #stateBucket = :open, "
                     "#steps = if_not_exists(#steps, :noSteps)"
                 ),
                 ConditionExpression=(
@@ -101,7 +101,7 @@ class RequestRecords:
                     "#startedAt": item.STARTED_AT,
                     "#updatedAt": item.UPDATED_AT,
                     "#claim": item.CLAIM,
-                    "#openState": item.OPEN_STATE,
+                    "#stateBucket": item.STATE_BUCKET,
                     "#steps": item.STEPS,
                 },
                 ExpressionAttributeValues={
@@ -111,7 +111,7 @@ class RequestRecords:
                     ":one": {"N": "1"},
                     ":now": {"N": str(now_ms)},
                     ":token": {"S": token},
-                    ":open": {"S": open_state(Status.PROCESSING, shard)},
+                    ":open": {"S": item.state_bucket(Status.PROCESSING.value, shard)},
                     ":noSteps": {"M": {}},
                 },
                 ReturnValues="ALL_NEW",
@@ -152,13 +152,15 @@ class RequestRecords:
             values={":entry": entry, ":now": {"N": str(record.at)}},
         )
 
-    def succeed(self, request_id: str, token: str, result: Mapping[str, str], now_ms: int, ttl: int) -> None:
-        """SUCCEEDED with the result and a TTL (epoch seconds); leaves the open-state index."""
+    def succeed(
+        self, request_id: str, token: str, result: Mapping[str, str], shard: str, now_ms: int, ttl: int
+    ) -> None:
+        """SUCCEEDED with the result and a TTL (epoch seconds)."""
         self._update(
             request_id,
             token,
-            "SET #status = :succeeded, #finishedAt = :now, #updatedAt = :now, #ttl = :ttl, #result = :result "
-            "REMOVE #claim, #error, #lastError, #openState",
+            "SET #status = :succeeded, #finishedAt = :now, #updatedAt = :now, #ttl = :ttl, "
+            "#result = :result, #stateBucket = :bucket REMOVE #claim, #error, #lastError",
             names={
                 "#status": item.STATUS,
                 "#finishedAt": item.FINISHED_AT,
@@ -168,10 +170,11 @@ class RequestRecords:
                 "#claim": item.CLAIM,
                 "#error": item.ERROR,
                 "#lastError": item.LAST_ERROR,
-                "#openState": item.OPEN_STATE,
+                "#stateBucket": item.STATE_BUCKET,
             },
             values={
                 ":succeeded": {"S": Status.SUCCEEDED.value},
+                ":bucket": {"S": item.state_bucket(Status.SUCCEEDED.value, shard)},
                 ":now": {"N": str(now_ms)},
                 ":ttl": {"N": str(ttl)},
                 ":result": _string_map(result),
@@ -184,20 +187,20 @@ class RequestRecords:
             request_id,
             token,
             "SET #status = :failed, #finishedAt = :now, #updatedAt = :now, #error = :error, "
-            "#openState = :open REMOVE #claim",
+            "#stateBucket = :open REMOVE #claim",
             names={
                 "#status": item.STATUS,
                 "#finishedAt": item.FINISHED_AT,
                 "#updatedAt": item.UPDATED_AT,
                 "#error": item.ERROR,
-                "#openState": item.OPEN_STATE,
+                "#stateBucket": item.STATE_BUCKET,
                 "#claim": item.CLAIM,
             },
             values={
                 ":failed": {"S": Status.FAILED.value},
                 ":now": {"N": str(now_ms)},
                 ":error": error.attribute(),
-                ":open": {"S": open_state(Status.FAILED, shard)},
+                ":open": {"S": item.state_bucket(Status.FAILED.value, shard)},
             },
         )
 
@@ -206,20 +209,20 @@ class RequestRecords:
         self._update(
             request_id,
             token,
-            "SET #status = :pending, #updatedAt = :now, #lastError = :error, #openState = :open "
+            "SET #status = :pending, #updatedAt = :now, #lastError = :error, #stateBucket = :open "
             "REMOVE #claim",
             names={
                 "#status": item.STATUS,
                 "#updatedAt": item.UPDATED_AT,
                 "#lastError": item.LAST_ERROR,
-                "#openState": item.OPEN_STATE,
+                "#stateBucket": item.STATE_BUCKET,
                 "#claim": item.CLAIM,
             },
             values={
                 ":pending": {"S": Status.PENDING.value},
                 ":now": {"N": str(now_ms)},
                 ":error": error.attribute(),
-                ":open": {"S": open_state(Status.PENDING, shard)},
+                ":open": {"S": item.state_bucket(Status.PENDING.value, shard)},
             },
         )
 
@@ -250,11 +253,6 @@ class RequestRecords:
             if _condition_failed(error):
                 raise ClaimLost(f"request {request_id} is no longer processing under claim {token}") from None
             raise
-
-
-def open_state(status: Status, shard: str) -> str:
-    """The ``openState`` index value: ``"<status>:<shard>"``."""
-    return f"{status.value}{item.BUCKET_SEPARATOR}{shard}"
 
 
 def _condition_failed(error: ClientError) -> bool:

@@ -16,7 +16,6 @@ from streamdesk_processor.item import Status
 INSERT = "INSERT"
 MODIFY = "MODIFY"
 REMOVE = "REMOVE"
-DEFAULT_SHARD = "0"
 
 
 @dataclass(frozen=True)
@@ -71,12 +70,7 @@ def classify(record: Mapping[str, Any]) -> Work | Ignored:
 
 def shard_of(image: Mapping[str, Any]) -> str:
     """The write shard of the item's index attributes: the suffix of ``timeBucket`` (see the contract)."""
-    bucket = _string(image, item.TIME_BUCKET)
-    if bucket and item.BUCKET_SEPARATOR in bucket:
-        shard = bucket.rsplit(item.BUCKET_SEPARATOR, 1)[1]
-        if shard:
-            return shard
-    return DEFAULT_SHARD
+    return item.shard_of(_string(image, item.TIME_BUCKET))
 
 
 def sequence_number(record: Mapping[str, Any]) -> str | None:

@@ -14,7 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from backend.local.esm_config import load_esm_config
-from backend.local.trigger import Trigger, local_template
+from backend.local.local_template import local_template
+from backend.local.trigger import Trigger
 from backend.settings import load_settings
 from backend.template import LocalValues, Template
 
@@ -31,7 +32,7 @@ def main() -> None:
         STREAMDESK_API_KEY="test-key-0123456789",
     )
     template = Template.load(local=LocalValues(refs={"RequestsTable": config["table"]}))
-    esm = load_esm_config(local_template(template, settings))
+    esm = load_esm_config(local_template(settings, template))
     function = replace(
         esm.function,
         code_dir=HERE,

@@ -11,8 +11,8 @@ from typing import Any
 from streamdesk_processor import item as attr
 
 from backend.local.esm_config import load_esm_config
+from backend.local.local_template import local_template
 from backend.local.trigger import Trigger
-from backend.local.trigger import local_template as trigger_template
 from backend.settings import Settings
 from backend.stuck import ADVICE, StuckReason
 from backend.template import Template
@@ -34,7 +34,7 @@ def test_trigger_state_a_resolved_failed_batch_and_the_table(
 ) -> None:
     ids = [put_pending_item(ddb, app_env.table, {"order": n}) for n in range(3)]
     esm = replace(
-        load_esm_config(trigger_template(template, app_env)),
+        load_esm_config(local_template(app_env, template)),
         maximum_retry_attempts=0,
         bisect_batch_on_function_error=False,
     )

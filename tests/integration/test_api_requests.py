@@ -72,7 +72,7 @@ def test_put_stores_the_body_byte_for_byte(
         assert item[schema.UPDATED_AT]["N"] == str(created)
         shard = created % settings.index_shards
         assert item[schema.TIME_BUCKET]["S"] == f"{created // schema.MS_PER_DAY}:{shard}"
-        assert item[schema.OPEN_STATE]["S"] == f"PENDING:{shard}"
+        assert item[schema.STATE_BUCKET]["S"] == f"PENDING:{shard}"
     assert count(ddb, table_name) == len(BODIES)
 
 
@@ -171,7 +171,7 @@ def test_get_renders_a_succeeded_request_with_its_result(
     ddb.update_item(
         TableName=table_name,
         Key={"id": {"S": request_id}},
-        UpdateExpression="SET #s = :s, attempts = :a, finishedAt = :f, #r = :r REMOVE openState",
+        UpdateExpression="SET #s = :s, attempts = :a, finishedAt = :f, #r = :r REMOVE stateBucket",
         ExpressionAttributeNames={"#s": "status", "#r": "result"},
         ExpressionAttributeValues={
             ":s": {"S": "SUCCEEDED"},

@@ -33,8 +33,8 @@ from backend.health import (
     streams_client,
 )
 from backend.local.esm_config import EsmConfig, load_esm_config
+from backend.local.local_template import local_template
 from backend.local.trigger import Trigger
-from backend.local.trigger import local_template as trigger_template
 from backend.operations import Pipeline
 from backend.request_actions import Outcome
 from backend.requests_dal import RequestStore
@@ -192,7 +192,7 @@ MINUTE_MS = 60_000
 
 
 def _esm(settings: Settings, template: Template, **changes: Any) -> EsmConfig:
-    return replace(load_esm_config(trigger_template(template, settings)), **changes)
+    return replace(load_esm_config(local_template(settings, template)), **changes)
 
 
 def always_raises(event: dict[str, Any], context: Any) -> Any:
@@ -230,7 +230,7 @@ def hidden_pending(ddb: Any, table: str, request_id: str, created_at: int) -> No
     ddb.update_item(
         TableName=table,
         Key={"id": {"S": request_id}},
-        UpdateExpression="SET #s = :p, openState = :o",
+        UpdateExpression="SET #s = :p, stateBucket = :o",
         ExpressionAttributeNames={"#s": "status"},
         ExpressionAttributeValues={":p": {"S": "PENDING"}, ":o": {"S": f"PENDING:{created_at % 4}"}},
     )

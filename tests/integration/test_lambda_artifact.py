@@ -190,6 +190,6 @@ def test_a_new_request_ends_succeeded(
     stored = read_item(ddb, table_name, request_id)
     assert stored[item.STATUS] == Status.SUCCEEDED
     assert stored[item.ATTEMPTS] == 1
-    assert item.OPEN_STATE not in stored  # removed on success (sparse index)
+    assert stored[item.STATE_BUCKET] == f"SUCCEEDED:{item.shard_of(stored[item.TIME_BUCKET])}"
     assert stored[item.TTL] > stored[item.FINISHED_AT] // 1000
     assert stored[item.RESULT]

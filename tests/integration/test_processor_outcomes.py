@@ -53,8 +53,9 @@ def test_success_records_result_ttl_and_every_step(ddb: Any, table_name: str) ->
     }
     assert set(done[item.STEPS]) == set(STEP_NAMES)
     assert all(entry["attempt"] == 1 for entry in done[item.STEPS].values())
-    # Off the open-state index, claim released, time bucket kept.
-    for gone in (item.OPEN_STATE, item.CLAIM, item.ERROR, item.LAST_ERROR):
+    # In the SUCCEEDED partition of the state index, claim released, time bucket kept.
+    assert done[item.STATE_BUCKET] == f"SUCCEEDED:{shard}"
+    for gone in (item.CLAIM, item.ERROR, item.LAST_ERROR):
         assert gone not in done
     assert done[item.TIME_BUCKET].endswith(f":{shard}")
 
@@ -74,7 +75,7 @@ def test_failure_records_the_error_and_keeps_the_item(ddb: Any, table_name: str)
     assert error[item.ERROR_STEP] == STEP_NAMES[1]
     assert error[item.ERROR_TRANSIENT] is False
     assert "card declined" in error[item.ERROR_TRACEBACK]
-    assert failed[item.OPEN_STATE] == f"FAILED:{shard}"
+    assert failed[item.STATE_BUCKET] == f"FAILED:{shard}"
     assert item.FINISHED_AT in failed
     assert item.CLAIM not in failed
     assert set(failed[item.STEPS]) == {STEP_NAMES[0]}  # step 1 completed, step 2 did not

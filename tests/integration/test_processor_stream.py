@@ -81,7 +81,7 @@ def test_a_real_redrive_record_is_processed(ddb: Any, dynamodb_endpoint: str, ta
         Key={item.ID: {"S": request_id}},
         UpdateExpression="SET #s = :pending, #o = :open",
         ConditionExpression="#s = :failed",
-        ExpressionAttributeNames={"#s": item.STATUS, "#o": item.OPEN_STATE},
+        ExpressionAttributeNames={"#s": item.STATUS, "#o": item.STATE_BUCKET},
         ExpressionAttributeValues={
             ":pending": {"S": Status.PENDING.value},
             ":failed": {"S": Status.FAILED.value},

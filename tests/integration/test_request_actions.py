@@ -35,7 +35,7 @@ def make_failed(ddb: Any, table: str, created: int | None = None) -> str:
         Key={attr.ID: {"S": request_id}},
         UpdateExpression="SET #s = :f, #e = :e, #o = :o, #fin = :now, attempts = :one",
         ExpressionAttributeNames={
-            "#s": attr.STATUS, "#e": attr.ERROR, "#o": attr.OPEN_STATE, "#fin": attr.FINISHED_AT,
+            "#s": attr.STATUS, "#e": attr.ERROR, "#o": attr.STATE_BUCKET, "#fin": attr.FINISHED_AT,
         },
         ExpressionAttributeValues={
             ":f": {"S": "FAILED"}, ":e": ERROR, ":o": {"S": f"FAILED:{shard}"},
@@ -52,7 +52,7 @@ def test_redrive_moves_failed_back_to_pending_and_records_who(ddb: Any, table_na
     stored = read_item(ddb, table_name, request_id)
     shard = stored[attr.TIME_BUCKET].split(":")[1]
     assert stored[attr.STATUS] == "PENDING"
-    assert stored[attr.OPEN_STATE] == f"PENDING:{shard}"
+    assert stored[attr.STATE_BUCKET] == f"PENDING:{shard}"
     assert stored[attr.REDRIVEN_BY] == OPERATOR.name
     assert stored[attr.REDRIVES] == 1
     assert abs(int(stored[attr.REDRIVEN_AT]) - time.time() * 1000) < 60_000

@@ -12,8 +12,8 @@ from streamdesk_processor.item import (
     ERROR,
     ID,
     MS_PER_DAY,
-    OPEN_STATE,
     REQUEST,
+    STATE_BUCKET,
     TIME_BUCKET,
     Status,
 )
@@ -291,7 +291,7 @@ def test_get_returns_every_attribute(store: RequestStore, every_state: dict[str,
     assert attrs[ID] == "failed-1"
     assert isinstance(attrs[CREATED_AT], int)
     assert attrs[TIME_BUCKET].endswith(f":{attrs[CREATED_AT] % SHARDS}")
-    assert attrs[OPEN_STATE] == f"FAILED:{attrs[CREATED_AT] % SHARDS}"
+    assert attrs[STATE_BUCKET] == f"FAILED:{attrs[CREATED_AT] % SHARDS}"
     assert attrs[REQUEST] == detail.body
     assert attrs[ERROR] == detail.error
 

@@ -13,7 +13,7 @@ def test_table_matches_template(ddb: Any, table_name: str, template: Template) -
     definition = table_definition(template)
     assert described["KeySchema"] == definition["KeySchema"]
     assert described["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    assert {i["IndexName"] for i in described["GlobalSecondaryIndexes"]} == {"byTime", "byOpenState"}
+    assert {i["IndexName"] for i in described["GlobalSecondaryIndexes"]} == {"byTime", "byState"}
     ttl = ddb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
     assert ttl["AttributeName"] == ttl_attribute(template) == "ttl"
 

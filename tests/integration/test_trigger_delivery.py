@@ -19,7 +19,8 @@ import boto3
 import pytest
 
 from backend.local.esm_config import EsmConfig, load_esm_config
-from backend.local.trigger import Trigger, local_template
+from backend.local.local_template import local_template
+from backend.local.trigger import Trigger
 from backend.settings import Settings
 from backend.template import PROJECT_ROOT, Template
 from backend.trigger_status import read_failure_destination, read_trigger_state
@@ -31,7 +32,7 @@ FIXTURE_HANDLER = "trigger_fixture_handlers.handler"
 # ------------------------------------------------------------------------------------------- helpers
 def fixture_esm(template: Template, settings: Settings, record_path: Path, **changes: Any) -> EsmConfig:
     """The template's mapping, calling the fixture handler, with ``changes`` applied."""
-    esm = load_esm_config(local_template(template, settings))
+    esm = load_esm_config(local_template(settings, template))
     function = replace(
         esm.function,
         code_dir=FIXTURE_DIR,

@@ -31,7 +31,7 @@ def test_ttl_deletion_reaches_the_function_as_a_service_remove(
             "status": {"S": "SUCCEEDED"},
             "createdAt": {"N": str(now_ms)},
             "timeBucket": {"S": f"{now_ms // 86_400_000}:0"},
-            "openState": {"S": "SUCCEEDED:0"},
+            "stateBucket": {"S": "SUCCEEDED:0"},
             "ttl": {"N": str(now_ms // 1000 - 60)},
         },
     )

@@ -122,7 +122,7 @@ def test_request_template_renders_the_item(api: ApiDefinition) -> None:
     assert item["id"] == {"S": "ext-1"}
     assert item["request"] == {"S": body}
     assert item["timeBucket"] == {"S": f"{epoch // 86_400_000}:{epoch % 4}"}
-    assert item["openState"] == {"S": f"PENDING:{epoch % 4}"}
+    assert item["stateBucket"] == {"S": f"PENDING:{epoch % 4}"}
 
 
 def test_gateway_responses_come_from_the_template_with_aws_defaults_otherwise(api: ApiDefinition) -> None:

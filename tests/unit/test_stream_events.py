@@ -65,13 +65,13 @@ RECORDED_TTL_DELETION: dict[str, Any] = {
         "ApproximateCreationDateTime": datetime(2026, 11, 27, 7, 34, tzinfo=UTC),
         "Keys": {
             "createdAt": {"N": "1"},
-            "openState": {"S": "X:1"},
+            "stateBucket": {"S": "X:1"},
             "timeBucket": {"S": "0:1"},
             "id": {"S": "x1"},
         },
         "OldImage": {
             "createdAt": {"N": "1"},
-            "openState": {"S": "X:1"},
+            "stateBucket": {"S": "X:1"},
             "timeBucket": {"S": "0:1"},
             "id": {"S": "x1"},
             "ttl": {"N": "1795764835"},

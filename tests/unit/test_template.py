@@ -108,8 +108,8 @@ def test_table_keys_and_indexes_use_the_item_names(template: Template) -> None:
         {"AttributeName": item.TIME_BUCKET, "KeyType": "HASH"},
         {"AttributeName": item.CREATED_AT, "KeyType": "RANGE"},
     ]
-    assert indexes["byOpenState"]["KeySchema"] == [
-        {"AttributeName": item.OPEN_STATE, "KeyType": "HASH"},
+    assert indexes["byState"]["KeySchema"] == [
+        {"AttributeName": item.STATE_BUCKET, "KeyType": "HASH"},
         {"AttributeName": item.CREATED_AT, "KeyType": "RANGE"},
     ]
     known = {value for name, value in vars(item).items() if name.isupper() and isinstance(value, str)}
@@ -249,14 +249,16 @@ def test_vtl_attribute_names_match_the_item_module(template: Template) -> None:
         item.ID,
         item.REQUEST,
         item.STATUS,
-        item.OPEN_STATE,
+        item.STATE_BUCKET,
         item.TIME_BUCKET,
         item.CREATED_AT,
         item.UPDATED_AT,
         item.ATTEMPTS,
     ]
     assert f'"{item.STATUS}": {{"S": "{item.Status.PENDING.value}"}}' in put
-    assert f'"{item.OPEN_STATE}": {{"S": "{item.Status.PENDING.value}{item.BUCKET_SEPARATOR}$shard"}}' in put
+    assert (
+        f'"{item.STATE_BUCKET}": {{"S": "{item.Status.PENDING.value}{item.BUCKET_SEPARATOR}$shard"}}' in put
+    )
     assert f'"{item.TIME_BUCKET}": {{"S": "$day{item.BUCKET_SEPARATOR}$shard"}}' in put
     assert f"/ {item.MS_PER_DAY}" in put
 
