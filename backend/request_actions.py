@@ -72,27 +72,51 @@ class RequestActions:
         found: dict[str, Any] | None = response.get("Item")
         return found
 
-    # ------------------------------------------------------------------------------------ redrive
-    def redrive(self, request_id: str, actor: Actor) -> ActionResult:
-        """Move one FAILED request back to PENDING (changes nothing if it is no longer FAILED)."""
-        require_operator(actor, "retry requests")
+    def _update_current(
+        self,
+        request_id: str,
+        refused: Outcome,
+        update: Callable[[dict[str, Any], int], dict[str, Any]],
+        done: Outcome,
+    ) -> ActionResult:
+        """Read the item, then apply ``update(current, now_ms)`` (UpdateItem arguments with a condition).
+
+        A missing item is NOT_FOUND; a failed condition is ``refused`` (nothing changed), with the status
+        the item had; DynamoDB out of reach raises :class:`StoreUnavailable`.
+        """
+        current: dict[str, Any] | None = None
         try:
             current = self._read(request_id)
             if current is None:
                 return ActionResult(request_id, Outcome.NOT_FOUND)
-            now = self._now_ms()
             self._client.update_item(
-                TableName=self._table,
-                Key={attr.ID: {"S": request_id}},
-                ConditionExpression="#s = :failed",
-                UpdateExpression=(
-                    "SET #s = :pending, #open = :open, #upd = :now, #rat = :now, #rby = :by, "
+                TableName=self._table, Key={attr.ID: {"S": request_id}}, **update(current, self._now_ms())
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                status = (current or {}).get(attr.STATUS, {}).get("S", "?")
+                return ActionResult(request_id, refused, f"status is {status}")
+            return ActionResult(request_id, Outcome.ERROR, str(error))
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"DynamoDB is unreachable: {error}") from error
+        return ActionResult(request_id, done)
+
+    # ------------------------------------------------------------------------------------ redrive
+    def redrive(self, request_id: str, actor: Actor) -> ActionResult:
+        """Move one FAILED request back to PENDING (changes nothing if it is no longer FAILED)."""
+        require_operator(actor, "retry requests")
+
+        def update(current: dict[str, Any], now: int) -> dict[str, Any]:
+            return {
+                "ConditionExpression": "#s = :failed",
+                "UpdateExpression": (
+                    "SET #s = :pending, #bucket = :bucket, #upd = :now, #rat = :now, #rby = :by, "
                     "#rn = if_not_exists(#rn, :zero) + :one, #last = if_not_exists(#err, :noerr) "
                     "REMOVE #err, #fin"
                 ),
-                ExpressionAttributeNames={
+                "ExpressionAttributeNames": {
                     "#s": attr.STATUS,
-                    "#open": attr.STATE_BUCKET,
+                    "#bucket": attr.STATE_BUCKET,
                     "#upd": attr.UPDATED_AT,
                     "#rat": attr.REDRIVEN_AT,
                     "#rby": attr.REDRIVEN_BY,
@@ -101,10 +125,10 @@ class RequestActions:
                     "#err": attr.ERROR,
                     "#fin": attr.FINISHED_AT,
                 },
-                ExpressionAttributeValues={
+                "ExpressionAttributeValues": {
                     ":failed": {"S": Status.FAILED.value},
                     ":pending": {"S": Status.PENDING.value},
-                    ":open": {"S": _bucket(Status.PENDING, current)},
+                    ":bucket": {"S": _bucket(Status.PENDING, current)},
                     ":now": {"N": str(now)},
                     ":by": {"S": actor.name},
                     ":zero": {"N": "0"},
@@ -113,15 +137,9 @@ class RequestActions:
                     # retried too: copying a missing attribute would fail the whole update.
                     ":noerr": {"M": {}},
                 },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                status = (current or {}).get(attr.STATUS, {}).get("S", "?")
-                return ActionResult(request_id, Outcome.NOT_FAILED, f"status is {status}")
-            return ActionResult(request_id, Outcome.ERROR, str(error))
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"DynamoDB is unreachable: {error}") from error
-        return ActionResult(request_id, Outcome.REDRIVEN)
+            }
+
+        return self._update_current(request_id, Outcome.NOT_FAILED, update, Outcome.REDRIVEN)
 
     def redrive_many(
         self,
@@ -152,48 +170,43 @@ class RequestActions:
         trigger's filter passes: the only way back for a request whose own record is gone from the stream.
         """
         require_operator(actor, "reconcile stuck requests")
-        try:
-            current = self._read(request_id)
-            if current is None:
-                return ActionResult(request_id, Outcome.NOT_FOUND)
-            now = self._now_ms()
-            self._client.update_item(
-                TableName=self._table,
-                Key={attr.ID: {"S": request_id}},
-                ConditionExpression="#s = :expected AND (attribute_not_exists(#upd) OR #upd <= :idle)",
-                UpdateExpression="SET #s = :failed, #open = :open, #upd = :now, #fin = :now, #err = :err "
-                "REMOVE #claim",
-                ExpressionAttributeNames={
+
+        def update(current: dict[str, Any], now: int) -> dict[str, Any]:
+            return {
+                "ConditionExpression": "#s = :expected AND (attribute_not_exists(#upd) OR #upd <= :idle)",
+                "UpdateExpression": "SET #s = :failed, #bucket = :bucket, #upd = :now, #fin = :now, "
+                "#err = :err REMOVE #claim",
+                "ExpressionAttributeNames": {
                     "#s": attr.STATUS,
-                    "#open": attr.STATE_BUCKET,
+                    "#bucket": attr.STATE_BUCKET,
                     "#upd": attr.UPDATED_AT,
                     "#fin": attr.FINISHED_AT,
                     "#err": attr.ERROR,
                     "#claim": attr.CLAIM,
                 },
-                ExpressionAttributeValues={
+                "ExpressionAttributeValues": {
                     ":expected": {"S": expected.value},
                     ":idle": {"N": str(idle_since_ms)},
                     ":failed": {"S": Status.FAILED.value},
-                    ":open": {"S": _bucket(Status.FAILED, current)},
+                    ":bucket": {"S": _bucket(Status.FAILED, current)},
                     ":now": {"N": str(now)},
                     ":err": {
                         "M": {
                             attr.ERROR_TYPE: {"S": "Stuck"},
-                            attr.ERROR_MESSAGE: {"S": f"{reason} (handed back by {actor.name})"[:2000]},
+                            attr.ERROR_MESSAGE: {
+                                "S": f"{reason} (handed back by {actor.name})"[: attr.MAX_ERROR_MESSAGE_CHARS]
+                            },
                             attr.ERROR_STEP: {"S": ""},
                             attr.ERROR_TRACEBACK: {"S": ""},
                             attr.ERROR_TRANSIENT: {"BOOL": True},
                         }
                     },
                 },
-            )
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return ActionResult(request_id, Outcome.NOT_STUCK, "it changed meanwhile")
-            return ActionResult(request_id, Outcome.ERROR, str(error))
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"DynamoDB is unreachable: {error}") from error
+            }
+
+        marked = self._update_current(request_id, Outcome.NOT_STUCK, update, Outcome.MARKED_FAILED)
+        if marked.outcome is not Outcome.MARKED_FAILED:
+            return marked
         redriven = self.redrive(request_id, actor)
         if redriven.outcome is not Outcome.REDRIVEN:
             return ActionResult(request_id, Outcome.MARKED_FAILED, f"redrive: {redriven.outcome}")
