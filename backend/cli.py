@@ -157,6 +157,10 @@ def cmd_key(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+# These run the local stack (or its parts); with STREAMDESK_STACK set, `dashboard` resolves the stack itself.
+_LOCAL_STACK_COMMANDS = (cmd_up, cmd_api, cmd_trigger, cmd_dashboard, cmd_key)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamdesk", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -193,7 +197,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     settings = load_settings()
-    code: int = args.func(settings, args)
+    if settings.stack and args.func not in _LOCAL_STACK_COMMANDS:
+        # A deployed stack: its outputs say which table, API and key (retry/reconcile/demo act on it).
+        from backend.stack import StackError, resolve_settings
+
+        try:
+            settings = resolve_settings(settings)
+        except StackError as error:
+            print(f"streamdesk: {error}", file=sys.stderr)
+            return 1
+    from backend.requests_dal import StoreUnavailable
+    from backend.roles import PermissionDenied
+
+    try:
+        code: int = args.func(settings, args)
+    except (StoreUnavailable, PermissionDenied) as error:  # said plainly, not as a traceback
+        print(f"streamdesk {args.command}: {error}", file=sys.stderr)
+        return 1
     return code
 
 
