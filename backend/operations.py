@@ -74,4 +74,4 @@ class Pipeline:
         """Hand back every stuck request a redrive can fix."""
         require_operator(actor, "reconcile stuck requests")
         threshold = stuck_after_ms or int(self.settings.stuck_after_seconds * 1000)
-        return reconcile(self.stuck(threshold), self.actions, actor, now_ms(), threshold)
+        return reconcile(self.stuck(threshold), self.actions, actor)

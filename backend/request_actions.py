@@ -161,19 +161,22 @@ class RequestActions:
         return results
 
     # --------------------------------------------------------------------------------- stuck ones
-    def hand_back_stuck(self, request_id: str, expected: Status, idle_since_ms: int, reason: str,
-                        actor: Actor) -> ActionResult:  # fmt: skip
+    def hand_back_stuck(
+        self, request_id: str, expected: Status, seen_updated_at: int | None, reason: str, actor: Actor
+    ) -> ActionResult:
         """Mark a stuck PENDING/PROCESSING request FAILED (error type ``Stuck``), then redrive it.
 
-        The condition (still ``expected``, not updated since ``idle_since_ms``) makes this a no-op for a
-        request that moved on meanwhile. The FAILED -> PENDING step produces the stream record the
-        trigger's filter passes: the only way back for a request whose own record is gone from the stream.
+        The condition (still ``expected``, and ``updatedAt`` still the value seen when it was judged stuck)
+        makes this a no-op for a request that moved on meanwhile. The FAILED -> PENDING step produces the
+        stream record the trigger's filter passes: the only way back for a request whose own record is gone
+        from the stream.
         """
         require_operator(actor, "reconcile stuck requests")
 
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
             return {
-                "ConditionExpression": "#s = :expected AND (attribute_not_exists(#upd) OR #upd <= :idle)",
+                "ConditionExpression": "#s = :expected AND "
+                + ("#upd = :seen" if seen_updated_at is not None else "attribute_not_exists(#upd)"),
                 "UpdateExpression": "SET #s = :failed, #bucket = :bucket, #upd = :now, #fin = :now, "
                 "#err = :err REMOVE #claim",
                 "ExpressionAttributeNames": {
@@ -186,7 +189,7 @@ class RequestActions:
                 },
                 "ExpressionAttributeValues": {
                     ":expected": {"S": expected.value},
-                    ":idle": {"N": str(idle_since_ms)},
+                    **({":seen": {"N": str(seen_updated_at)}} if seen_updated_at is not None else {}),
                     ":failed": {"S": Status.FAILED.value},
                     ":bucket": {"S": _bucket(Status.FAILED, current)},
                     ":now": {"N": str(now)},

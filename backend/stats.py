@@ -67,6 +67,19 @@ def waiting_since_ms(s: RequestSummary) -> int | None:
     return None
 
 
+def stuck_for_ms(s: RequestSummary, now_ms: int, stuck_after_ms: int) -> int | None:
+    """How long an open request has waited, if that is longer than ``stuck_after_ms`` (else None).
+
+    The one definition of "stuck": the overview's count and the health page's list both use it.
+    """
+    if s.status not in (Status.PENDING, Status.PROCESSING):
+        return None
+    since = waiting_since_ms(s)
+    if since is None or now_ms - since <= stuck_after_ms:
+        return None
+    return now_ms - since
+
+
 def categories(
     s: RequestSummary, now_ms: int, expiring_horizon_ms: int, stuck_after_ms: int
 ) -> frozenset[Category]:
@@ -84,8 +97,7 @@ def categories(
         return frozenset({Category.FAILED})
     if s.status in (Status.PENDING, Status.PROCESSING):
         found = {Category(s.status)}
-        since = waiting_since_ms(s)
-        if since is not None and now_ms - since > stuck_after_ms:
+        if stuck_for_ms(s, now_ms, stuck_after_ms) is not None:
             found.add(Category.STUCK)
         return frozenset(found)
     return frozenset({Category.UNKNOWN})

@@ -17,6 +17,7 @@ from streamdesk_processor.item import Status
 from backend.request_actions import ActionResult, RequestActions
 from backend.requests_dal import RequestSummary
 from backend.roles import Actor
+from backend.stats import stuck_for_ms
 
 STREAM_RETENTION_MS = 24 * 3600 * 1000  # DynamoDB Streams keep records for 24 hours
 TRIGGER_SILENT_AFTER_MS = 15_000  # the local trigger writes a heartbeat every second or so
@@ -81,30 +82,21 @@ def _int(value: object) -> int | None:
 class StuckRequest:
     summary: RequestSummary
     reason: StuckReason
-    idle_ms: int  # since the request last changed
+    idle_ms: int  # how long it has waited (since created or redriven; processing: since started)
 
     @property
     def fixed_by_reconcile(self) -> bool:
         return self.reason in FIXED_BY_RECONCILE
 
 
-def _last_change(item: RequestSummary) -> int | None:
-    return item.updated_at or item.redriven_at or item.started_at or item.created_at
-
-
 def diagnose(
     item: RequestSummary, trigger: TriggerHealth, now_ms: int, stuck_after_ms: int
 ) -> StuckRequest | None:
-    """Why ``item`` is stuck, or None if it is not stuck (not open, or not idle long enough)."""
-    if item.status not in (Status.PENDING, Status.PROCESSING):
+    """Why ``item`` is stuck, or None if it is not stuck (``stats.stuck_for_ms`` decides that)."""
+    idle = stuck_for_ms(item, now_ms, stuck_after_ms)
+    if idle is None:
         return None
-    last = _last_change(item)
-    if last is None:
-        return None
-    idle = now_ms - last
-    if idle < stuck_after_ms:
-        return None
-    entered = item.redriven_at or item.created_at or last
+    entered = item.redriven_at or item.created_at or (now_ms - idle)
     if item.status == Status.PENDING and now_ms - entered > STREAM_RETENTION_MS:
         reason = StuckReason.BEYOND_STREAM_RETENTION
     elif trigger.running is False:
@@ -126,9 +118,7 @@ def find_stuck(
     return sorted(found, key=lambda s: -s.idle_ms)
 
 
-def reconcile(
-    stuck: Iterable[StuckRequest], actions: RequestActions, actor: Actor, now_ms: int, stuck_after_ms: int
-) -> list[ActionResult]:
+def reconcile(stuck: Iterable[StuckRequest], actions: RequestActions, actor: Actor) -> list[ActionResult]:
     """Hand back every stuck request a redrive can fix; the others are left for their cause to be fixed."""
     results = []
     for entry in stuck:
@@ -138,7 +128,7 @@ def reconcile(
             actions.hand_back_stuck(
                 entry.summary.id,
                 Status(entry.summary.status),
-                idle_since_ms=now_ms - stuck_after_ms,
+                seen_updated_at=entry.summary.updated_at,
                 reason=f"stuck {entry.idle_ms // 1000} s: {entry.reason.value}",
                 actor=actor,
             )

@@ -102,19 +102,27 @@ def test_bulk_redrive_runs_in_bounded_batches_with_one_result_each(ddb: Any, tab
 def test_hand_back_of_a_stuck_request(ddb: Any, table_name: str) -> None:
     now = int(time.time() * 1000)
     stuck = put_pending_item(ddb, table_name, {"order": 4}, created_at_ms=now - 3_600_000)
-    fresh = put_pending_item(ddb, table_name, {"order": 5}, created_at_ms=now)
+    moved_on = put_pending_item(ddb, table_name, {"order": 5}, created_at_ms=now - 3_600_000)
     actions = RequestActions(ddb, table_name)
-    result = actions.hand_back_stuck(stuck, attr.Status.PENDING, now - 600_000, "no record", OPERATOR)
+    seen = int(read_item(ddb, table_name, stuck)[attr.UPDATED_AT])
+    result = actions.hand_back_stuck(stuck, attr.Status.PENDING, seen, "no record", OPERATOR)
     assert result.outcome is Outcome.REDRIVEN
     stored = read_item(ddb, table_name, stuck)
     assert stored[attr.STATUS] == "PENDING" and stored[attr.REDRIVES] == 1
     assert stored[attr.LAST_ERROR][attr.ERROR_TYPE] == "Stuck"
-    # A request that changed after the idle cut-off is left alone.
-    assert actions.hand_back_stuck(fresh, attr.Status.PENDING, now - 600_000, "x", OPERATOR).outcome is (
-        Outcome.NOT_STUCK
+    # A request that changed after it was judged stuck (its updatedAt is not the one seen) is left alone.
+    seen_before = int(read_item(ddb, table_name, moved_on)[attr.UPDATED_AT])
+    ddb.update_item(
+        TableName=table_name,
+        Key={attr.ID: {"S": moved_on}},
+        UpdateExpression="SET #u = :now",
+        ExpressionAttributeNames={"#u": attr.UPDATED_AT},
+        ExpressionAttributeValues={":now": {"N": str(now)}},
     )
-    assert read_item(ddb, table_name, fresh)[attr.STATUS] == "PENDING"
-    assert attr.REDRIVES not in read_item(ddb, table_name, fresh)
+    outcome = actions.hand_back_stuck(moved_on, attr.Status.PENDING, seen_before, "x", OPERATOR).outcome
+    assert outcome is Outcome.NOT_STUCK
+    assert read_item(ddb, table_name, moved_on)[attr.STATUS] == "PENDING"
+    assert attr.REDRIVES not in read_item(ddb, table_name, moved_on)
 
 
 def test_unreachable_dynamodb_is_a_plain_error() -> None:

@@ -74,3 +74,19 @@ def test_find_stuck_orders_longest_idle_first() -> None:
     ]
     found = find_stuck(items, HEALTHY, NOW, STUCK_AFTER)
     assert [f.idle_ms for f in found] == [5 * STUCK_AFTER, 2 * STUCK_AFTER]
+
+
+def test_one_definition_of_stuck_for_the_overview_and_the_health_page() -> None:
+    from backend.stats import Category, categories
+
+    waiting_for_retry = item("PENDING", NOW - 2 * STUCK_AFTER, updated=NOW - 10_000)  # back after a retry
+    at_threshold = item("PENDING", NOW - STUCK_AFTER)
+    processing = item("PROCESSING", NOW - 3 * STUCK_AFTER, started=NOW - 2 * STUCK_AFTER)
+    for request_item in (waiting_for_retry, at_threshold, processing):
+        counted = Category.STUCK in categories(request_item, NOW, 0, STUCK_AFTER)
+        listed = diagnose(request_item, HEALTHY, NOW, STUCK_AFTER) is not None
+        assert counted == listed, request_item
+    assert diagnose(waiting_for_retry, HEALTHY, NOW, STUCK_AFTER) is not None
+    assert diagnose(at_threshold, HEALTHY, NOW, STUCK_AFTER) is None
+    found = diagnose(processing, HEALTHY, NOW, STUCK_AFTER)
+    assert found is not None and found.idle_ms == 2 * STUCK_AFTER  # measured from startedAt
