@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -276,6 +277,19 @@ def time_range_control(key: str, *, allow_any: bool, default: str) -> TimeRange:
 
 
 # ------------------------------------------------------------------------------------ formatting
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def md_escape(text: object) -> str:
+    """``text`` made literal for Streamlit's Markdown (labels, captions, messages).
+
+    Request bodies, error messages, ids from a URL and names from a sign-in provider are data: unescaped,
+    ``[verify your card](https://...)`` would render as a link inside the dashboard's own words, and
+    ``![](...)`` as an image fetched from anywhere. The colon is escaped too, so no URL is auto-linked.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
 def fmt_time(ms: int | None, *, precise: bool = False, zone: ZoneInfo | None = None) -> str:
     """Epoch ms as local wall-clock time (milliseconds when ``precise``)."""
     if ms is None:

@@ -125,7 +125,9 @@ def sign_out() -> None:
 def describe(actor: Actor, settings: Settings) -> str:
     """One line for the sidebar: who, which role, and how they got it."""
     mode = sign_in_mode(settings)
-    text = f"Signed in as **{actor.name}** ({actor.role.value})"
+    from backend.dashboard_support import md_escape  # the name comes from a sign-in provider: data
+
+    text = f"Signed in as **{md_escape(actor.name)}** ({actor.role.value})"
     if mode is SignInMode.LOCAL:
         if actor.role is Role.OPERATOR:
             return "Local default: **operator**, because the dashboard listens on 127.0.0.1 only."

@@ -194,7 +194,7 @@ def _sample(request_id: str, group_key: str) -> None:
         st.error(f"Cannot read the requests: {error}")
         return
     if detail is None:
-        st.warning(f"Request {request_id!r} no longer exists.")
+        st.warning(f"Request {support.md_escape(request_id)} no longer exists.")
         return
     s = detail.summary
     st.page_link(
@@ -203,7 +203,7 @@ def _sample(request_id: str, group_key: str) -> None:
         icon=":material/open_in_new:",
         query_params=support.detail_query(request_id),
     )
-    st.caption(f"Status {s.status or '(missing)'}, attempts {s.attempts}")
+    st.caption(f"Status {support.md_escape(s.status or '(missing)')}, attempts {s.attempts}")
     text, language = support.pretty_body(detail.body)
     st.markdown("**Body**")
     st.code(text, language=language, wrap_lines=True)
@@ -230,7 +230,7 @@ def _group(group: FailureGroup) -> None:
         f"Group {group.key} · {group.count} request(s) · first seen "
         f"{support.fmt_time(group.first_seen, zone=zone)} · last seen "
         f"{support.fmt_time(group.last_seen, zone=zone)} · failed at "
-        + ", ".join(f"{step} ({n})" for step, n in group.steps.items())
+        + ", ".join(f"{support.md_escape(step)} ({n})" for step, n in group.steps.items())
     )
     st.code(f"{group.error_type}: {group.pattern}", language="text", wrap_lines=True)
     samples = group.samples(SAMPLES_SHOWN)
@@ -287,6 +287,7 @@ else:
     )
     _groups_table(failure_groups)
     for number, failure_group in enumerate(failure_groups):
-        title = f"{failure_group.error_type}: {failure_group.pattern} ({failure_group.count})"
-        with st.expander(title[:200], expanded=number == 0):
+        title = f"{failure_group.error_type}: {failure_group.pattern}"[:200]
+        # Error types and messages come from requests: literal text, never Markdown links or images.
+        with st.expander(f"{support.md_escape(title)} ({failure_group.count})", expanded=number == 0):
             _group(failure_group)

@@ -330,7 +330,7 @@ def live_health() -> None:
         if k not in ("table", "failure_destination", "failure_queue", "mapping")
     }
     for part, problem in other.items():
-        st.warning(f"{part}: {problem}")
+        st.warning(f"{part}: {support.md_escape(problem)}")
 
 
 @st.fragment(run_every=support.refresh_interval(settings))

@@ -30,7 +30,8 @@ def render_detail(settings: Settings, request_id: str) -> None:
         st.error(f"Cannot read the requests: {error}")
         return
     if detail is None:
-        st.warning(f"No request with id {request_id!r} in table {settings.table}.")
+        table = support.md_escape(settings.table)
+        st.warning(f"No request with id {support.md_escape(request_id)} in table {table}.")
         return
     _detail_body(settings, detail)
 

@@ -113,7 +113,7 @@ def _follow(request_id: str) -> None:
             st.error("The API refused the key (403 Forbidden): check STREAMDESK_API_KEY.")
             return
         if answer.status_code == 404:
-            st.warning(f"No request with id {request_id!r} (yet).")
+            st.warning(f"No request with id {support.md_escape(request_id)} (yet).")
             return
         if answer.status_code != 200:
             st.warning(f"GET /requests/{request_id} answered HTTP {answer.status_code}.")
