@@ -73,15 +73,20 @@ class StreamProcessor:
         self._steps = tuple(steps)
         self._clock = clock
         self._sleep = sleep
-        self._batch = BatchProcessor(event_type=EventType.DynamoDBStreams)
+        # A batch whose every record failed is reported record by record, not raised: raising is a
+        # function error, which Lambda answers by bisecting the batch at once (no backoff, and bisected
+        # invocations are not counted as retries), so a short outage would burn every request's attempts
+        # in milliseconds. Reported, the records are retried with the mapping's backoff and retry limit.
+        self._batch = BatchProcessor(
+            event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+        )
 
     def handle(
         self, event: dict[str, Any], context: LambdaContext | None = None
     ) -> PartialItemFailureResponse:
         """The Lambda response: ``{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}, ...]}``.
 
-        Raises Powertools' ``BatchProcessingError`` when every record failed (Lambda then retries the whole
-        batch, as AWS intends).
+        Every failed record is listed, even when all of them failed (see ``__init__``).
         """
         return process_partial_response(
             event=event, record_handler=self.process_record, processor=self._batch, context=context

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from streamdesk_processor import item
 from streamdesk_processor.item import Status
 from streamdesk_processor.steps import STEPS
@@ -79,9 +77,8 @@ def test_the_design_example_transient_fails_once_and_succeeds_on_the_retry(ddb: 
         ddb, table_name, {"simulate": {"fail": "gateway timeout", "transient": True, "failTimes": 1}}
     )
     record = insert_record(ddb, table_name, request_id)
-    # A batch whose every record failed raises: Lambda retries the whole batch (AWS behaviour).
-    with pytest.raises(BatchProcessingError):
-        processor.handle(stream_event(record), lambda_context())
+    # Every record failed: all are reported (not raised), so the trigger retries them with backoff.
+    assert sequence_numbers(processor.handle(stream_event(record), lambda_context())) == [sequence_of(record)]
     assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.PENDING
 
     assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
@@ -95,8 +92,8 @@ def test_transient_failure_ends_failed_when_retries_are_spent(ddb: Any, table_na
     request_id = put_pending_item(ddb, table_name, {"simulate": {"fail": "still down", "transient": True}})
     record = insert_record(ddb, table_name, request_id)
     for _ in range(2):  # attempts 1 and 2: handed back for a retry
-        with pytest.raises(BatchProcessingError):
-            processor.handle(stream_event(record), lambda_context())
+        response = processor.handle(stream_event(record), lambda_context())
+        assert sequence_numbers(response) == [sequence_of(record)]
         assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.PENDING
 
     # Attempt 3 = MAX_RETRIES + 1: recorded as FAILED, and the record counts as done for the batch.
@@ -185,8 +182,8 @@ def test_attempt_timestamps_follow_the_clock(ddb: Any, table_name: str) -> None:
         ddb, table_name, {"simulate": {"fail": "t", "transient": True, "failTimes": 1}}
     )
     record = insert_record(ddb, table_name, request_id)
-    with pytest.raises(BatchProcessingError):
-        processor.handle(stream_event(record), lambda_context())
+    # Every record failed: all are reported (not raised), so the trigger retries them with backoff.
+    assert sequence_numbers(processor.handle(stream_event(record), lambda_context())) == [sequence_of(record)]
     clock.advance(5)
     processor.handle(stream_event(record), lambda_context())
     done = read_item(ddb, table_name, request_id)
