@@ -219,12 +219,15 @@ class ApiGatewayTwin:
         raw = await _read_body(request)
         if raw is None:
             raise GatewayReply("REQUEST_TOO_LARGE")
-        body = raw.decode("utf-8", errors="replace")
-
         content_type = _media_type(request.headers.get("content-type"))
         integration = route.integration
         if integration.rejects(content_type):
             raise GatewayReply("UNSUPPORTED_MEDIA_TYPE")
+        try:
+            body = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # Stored "exactly as received" is impossible for bytes that are not text: refuse, never alter.
+            raise GatewayReply("BAD_REQUEST_BODY", None, "[The body is not valid UTF-8 text]") from None
 
         params = RequestParams(
             path=path_params, querystring=dict(request.query_params), header=dict(request.headers)
@@ -315,17 +318,23 @@ class ApiGatewayTwin:
         return status, text
 
     async def _post(self, action: str, payload: str, timeout: float) -> tuple[int, str]:
-        try:
-            parse_json_strict(payload)
-        except ValueError as error:
-            # DynamoDB refuses a body it cannot parse with 400 SerializationException (the apostrophe
-            # trap); DynamoDB Local answers 500 InternalFailure instead, so the twin answers as AWS does.
-            return 400, json.dumps(
-                {
-                    "__type": "com.amazon.coral.service#SerializationException",
-                    "Message": f"Could not parse request body into json: {error}",
-                }
-            )
+        status, text = await self._send(action, payload, timeout)
+        if status == 500:
+            try:
+                parse_json_strict(payload)
+            except (ValueError, RecursionError) as error:
+                # DynamoDB refuses a body it cannot parse with 400 SerializationException (the apostrophe
+                # trap); DynamoDB Local answers 500 InternalFailure instead, so the twin answers as AWS
+                # does. Checked only then: parsing every payload twice would tax the hot path.
+                return 400, json.dumps(
+                    {
+                        "__type": "com.amazon.coral.service#SerializationException",
+                        "Message": f"Could not parse request body into json: {error}",
+                    }
+                )
+        return status, text
+
+    async def _send(self, action: str, payload: str, timeout: float) -> tuple[int, str]:
         data = payload.encode("utf-8")
         signed = AWSRequest(
             method="POST",

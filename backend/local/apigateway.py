@@ -409,6 +409,8 @@ def body_errors(model: Draft4Validator, body: str) -> list[str]:
         document = parse_json_strict(body)
     except ValueError as error:
         return [f"Invalid JSON in request body: {error}"]
+    except RecursionError:
+        return ["Invalid JSON in request body: nested too deeply"]
     messages = []
     for problem in sorted(model.iter_errors(document), key=lambda e: list(e.absolute_path)):
         if problem.validator == "type":

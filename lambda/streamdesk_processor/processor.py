@@ -206,6 +206,8 @@ def parse_request(raw: str | None) -> dict[str, Any]:
         request = json.loads(raw)
     except ValueError as error:
         raise InvalidRequestError(f"the request is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidRequestError("the request is nested too deeply to parse") from None
     if not isinstance(request, dict):
         raise InvalidRequestError(f"the request must be a JSON object, not {type(request).__name__}")
     return request

@@ -223,6 +223,17 @@ def test_bodies_that_are_not_one_json_object_are_400(api: httpx.Client, ddb: Any
     assert count(ddb, table_name) == 0
 
 
+def test_a_deeply_nested_or_non_utf8_body_is_400_and_nothing_is_stored(
+    api: httpx.Client, ddb: Any, table_name: str
+) -> None:
+    deep = '{"a": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    for raw in (deep.encode(), b'{"name": "caf\xe9"}'):  # the second is Latin-1, not UTF-8
+        response = api.put("/requests", content=raw, headers=AUTH)
+        assert response.status_code == 400, response.text[:200]
+        assert response.json()["message"] == "Invalid request body: send one JSON object."
+    assert count(ddb, table_name) == 0
+
+
 def test_unsupported_content_type_is_415(api: httpx.Client, ddb: Any, table_name: str) -> None:
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
         response = api.put("/requests", content=b'{"a": 1}', headers={**AUTH, "content-type": content_type})

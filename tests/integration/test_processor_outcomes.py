@@ -101,7 +101,10 @@ def test_business_rule_failure_from_a_demo_step(ddb: Any, table_name: str) -> No
     assert "positive" in failed[item.ERROR][item.ERROR_MESSAGE]
 
 
-@pytest.mark.parametrize("body", ["this is not json", "[1, 2, 3]", '"a string"', '{"simulate": "always"}'])
+@pytest.mark.parametrize(
+    "body",
+    ["this is not json", "[1, 2, 3]", '"a string"', '{"simulate": "always"}', "[" * 50_000 + "]" * 50_000],
+)
 def test_invalid_body_ends_failed_with_a_clear_error(ddb: Any, table_name: str, body: str) -> None:
     failed = process(ddb, table_name, put_pending_item(ddb, table_name, body))
     assert failed[item.STATUS] == Status.FAILED
