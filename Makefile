@@ -17,7 +17,7 @@ install: tools $(VENV)/.installed node_modules/.installed
 install-dev: install $(VENV)/.installed-dev
 
 tools:
-	@bash scripts/ensure-tools.sh python java node
+	@PYTHON=$(PYTHON) bash scripts/ensure-tools.sh python java node
 
 browser:
 	@bash scripts/ensure-tools.sh chromium

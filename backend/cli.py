@@ -158,7 +158,7 @@ def cmd_key(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 # These run the local stack (or its parts); with STREAMDESK_STACK set, `dashboard` resolves the stack itself.
-_LOCAL_STACK_COMMANDS = (cmd_up, cmd_api, cmd_trigger, cmd_dashboard, cmd_key)
+_LOCAL_STACK_COMMANDS = (cmd_up, cmd_api, cmd_trigger, cmd_dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--count", type=int, default=3, help="requests of each kind (default 3)")
     demo.add_argument("--wait", type=float, default=30.0, help="seconds to follow them (default 30)")
     demo.set_defaults(func=cmd_demo)
-    sub.add_parser("key", help="print the local API key").set_defaults(func=cmd_key)
+    sub.add_parser("key", help="print the API key (the deployed stack's with STREAMDESK_STACK)").set_defaults(
+        func=cmd_key
+    )
     retry = sub.add_parser("retry", help="retry (redrive) failed requests")
     which = retry.add_mutually_exclusive_group(required=True)
     which.add_argument("--id", action="append", help="a failed request's id (repeatable)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 import tomllib
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +40,8 @@ class _SecretsTomlSource(PydanticBaseSettingsSource):
             with path.open("rb") as handle:
                 section = tomllib.load(handle).get("streamdesk", {})
             self._values = {str(k).lower(): v for k, v in section.items()}
+            if "api_key" in self._values:  # written as the variable's name without the prefix
+                self._values["api_key_value"] = self._values.pop("api_key")
 
     def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
         return self._values.get(field_name), field_name, False
@@ -142,15 +145,26 @@ class Settings(BaseSettings):
         if self.api_key_value:
             return self.api_key_value
         path = self.data_dir / API_KEY_FILE
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_urlsafe(30)
-        # Written with 0600: the key grants write access to the API.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(key + "\n")
-        return key
+        for _ in range(50):
+            if path.is_file():
+                key = path.read_text(encoding="utf-8").strip()
+                if key:
+                    return key
+                # Empty: another process is between creating and writing it (or it was truncated).
+                # An empty key would let in a request with an empty x-api-key header: wait, never use it.
+                time.sleep(0.1)
+                continue
+            try:
+                # Written with 0600: the key grants write access to the API. O_EXCL: one writer wins.
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                continue  # another process created it first: read theirs
+            key = secrets.token_urlsafe(30)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(key + "\n")
+            return key
+        raise RuntimeError(f"{path} stays empty: delete it, and a new key is generated")
 
     def boto3_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``boto3.client``/``resource`` aimed at this stack's DynamoDB."""

@@ -15,7 +15,13 @@ java_ok() {
 packages=()
 for tool in "$@"; do
   case "$tool" in
-    python) python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv) ;;
+    python)
+      if ! "${PYTHON:-python3}" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        echo "Streamdesk needs Python 3.11 or newer; '${PYTHON:-python3}' is $("${PYTHON:-python3}" --version 2>&1)." >&2
+        echo "Install one and run: make PYTHON=python3.11 up" >&2
+        exit 1
+      fi
+      "${PYTHON:-python3}" -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv) ;;
     java) java_ok || packages+=(default-jre-headless) ;;
     node) command -v npm >/dev/null 2>&1 || packages+=(nodejs npm) ;;
     chromium) [ -x /usr/bin/chromium ] || packages+=(chromium) ;;

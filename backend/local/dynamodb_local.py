@@ -119,9 +119,13 @@ class DynamoDBLocal:
     ) -> DynamoDBLocal:
         port = port or free_port()
         output = log_path.open("ab") if log_path else subprocess.DEVNULL
-        process = subprocess.Popen(  # fixed command line
-            build_command(port, db_path=db_path), stdout=output, stderr=subprocess.STDOUT
-        )
+        try:
+            process = subprocess.Popen(  # fixed command line
+                build_command(port, db_path=db_path), stdout=output, stderr=subprocess.STDOUT
+            )
+        finally:
+            if log_path:
+                output.close()  # type: ignore[union-attr]  # the child keeps its own descriptor
         instance = cls(port=port, process=process)
         try:
             wait_ready(instance.endpoint, process)

@@ -188,9 +188,9 @@ def _check_ports(settings: Settings) -> None:
             )
 
 
-def _wait(component: Component, timeout: float) -> None:
+def _wait(component: Component, timeout: float, stopping: threading.Event) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():  # Ctrl-C during start-up stops at once
         if component.exit_code is not None:
             raise StackError(f"{component.name} exited with code {component.exit_code} while starting")
         if component.ready(component):
@@ -243,10 +243,14 @@ def run_stack(settings: Settings) -> int:
         for component in components:
             component.start()
             started.append(component)
-            _wait(component, timeout=120 if component.name == "dynamodb" else 60)
-            if component.name == "dynamodb":
+            _wait(component, timeout=120 if component.name == "dynamodb" else 60, stopping=stopping)
+            if component.name == "dynamodb" and not stopping.is_set():
                 client = dynamodb_local.client(settings.dynamodb_url)
-                ensure_table(client, settings.table, local_template(settings))
+                try:
+                    ensure_table(client, settings.table, local_template(settings))
+                except Exception as error:  # said in one line; the stack cannot run without its table
+                    problem = f"the table {settings.table} could not be made ready: {error}"
+                    raise StackError(problem) from error
                 say(f"table {settings.table} matches infra/template.yaml")
             if stopping.is_set():
                 break

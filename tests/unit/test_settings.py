@@ -68,3 +68,16 @@ def test_a_deployed_stack_is_not_local(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not settings.is_local
     assert settings.region == "eu-west-1"
     assert "endpoint_url" not in settings.boto3_kwargs()
+
+
+def test_api_key_from_secrets_under_its_variable_name(clean_environment: Path) -> None:
+    clean_environment.write_text('[streamdesk]\napi_key = "from-secrets-0123456789"\n')
+    assert Settings().api_key == "from-secrets-0123456789"
+
+
+def test_an_empty_key_file_is_never_the_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "api-key").write_text("")
+    with pytest.raises(RuntimeError, match="stays empty"):
+        _ = Settings(data_dir=data).api_key
