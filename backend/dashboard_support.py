@@ -54,7 +54,12 @@ KEY_FOLLOW_DONE: Final = "sd_submit_follow_done"  # ids seen in a final state: n
 CACHE_TTL_SECONDS: Final = 1.0  # = the refresh floor, so a cached read is never older than one refresh
 REFRESH_FLOOR_SECONDS: Final = 1.0
 FOLLOW_POLL_SECONDS: Final = 1.0  # the submit page polls GET /requests/{id} at the floor
-ANY_TIME: Final = "Any time"
+# The requests list's default: open requests (pending, processing, failed) of any age, since the state
+# index finds them wherever they are; other states from the last 24 hours (requests_dal.DEFAULT_RANGE_MS).
+ANY_TIME: Final = "Default"
+ANY_TIME_HELP: Final = (
+    "Pending, processing and failed requests of any age; other states from the last 24 hours."
+)
 CUSTOM: Final = "Custom"
 RANGE_CHOICES: Final[dict[str, int]] = {
     "15 minutes": 15 * 60_000,
@@ -252,9 +257,16 @@ def _combine(day: date, clock: dtime, zone: ZoneInfo) -> int:
 
 
 def time_range_control(key: str, *, allow_any: bool, default: str) -> TimeRange:
-    """Radio of 15 minutes / hour / day / week / custom (and "Any time" if ``allow_any``)."""
+    """Radio of 15 minutes / hour / day / week / custom (and the list's default if ``allow_any``)."""
     options = ([ANY_TIME] if allow_any else []) + [*RANGE_CHOICES, CUSTOM]
-    label = st.radio("Time range", options, index=options.index(default), horizontal=True, key=f"{key}_range")
+    label = st.radio(
+        "Time range",
+        options,
+        index=options.index(default),
+        horizontal=True,
+        key=f"{key}_range",
+        help=ANY_TIME_HELP if allow_any else None,
+    )
     if label == ANY_TIME:
         return TimeRange(label)
     if label != CUSTOM:

@@ -14,7 +14,13 @@ import streamlit as st
 
 from backend import dashboard_support as support
 from backend import sign_in
-from backend.requests_dal import RequestDetail, RequestFilter, StoreUnavailable
+from backend.requests_dal import (
+    DEFAULT_RANGE_MS,
+    OPEN_STATES,
+    RequestDetail,
+    RequestFilter,
+    StoreUnavailable,
+)
 from backend.settings import Settings
 
 settings = support.app_settings()
@@ -146,6 +152,9 @@ class Choice:
 
     def at(self, anchor: int) -> RequestFilter:
         since, until = self.time_range.bounds(anchor)
+        if since is None and until is None and not (self.states and self.states <= OPEN_STATES):
+            # The default range, said outright so that the list and its export cover the same requests.
+            since, until = anchor - DEFAULT_RANGE_MS, anchor
         return RequestFilter(self.states, since, until, self.request_id, self.text)
 
 

@@ -191,7 +191,10 @@ def test_malformed_items_are_shown_with_a_warning(run_page: RunPage, seeded: dic
 
 def test_unknown_id(run_page: RunPage, seeded: dict[str, list[str]], table_name: str) -> None:
     app = run_page(REQUESTS, id="no-such-request")
-    assert [w.value for w in app.warning] == [f"No request with id 'no-such-request' in table {table_name}."]
+    # Shown as literal text: the id and the table name are escaped for Streamlit's Markdown.
+    table = support.md_escape(table_name)
+    shown = f"No request with id {support.md_escape('no-such-request')} in table {table}."
+    assert [w.value for w in app.warning] == [shown]
 
 
 def test_empty_table(run_page: RunPage, table_name: str) -> None:
