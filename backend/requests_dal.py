@@ -835,6 +835,8 @@ class RequestStore:
         return reads
 
     def _list_one(self, request_id: str) -> Page:
+        if not _possible_id(request_id):
+            return Page(items=[], next_token=None, examined=0)
         expr = _Expr()
         answer = self._call(
             self.client.get_item,
@@ -851,6 +853,8 @@ class RequestStore:
 
     def get(self, request_id: str) -> RequestDetail | None:
         """One request with every attribute, body included (consistent read), or None."""
+        if not _possible_id(request_id):
+            return None
         answer = self._call(
             self.client.get_item, TableName=self.table, Key={ID: {"S": request_id}}, ConsistentRead=True
         )
@@ -915,6 +919,15 @@ class RequestStore:
             ttl_status=ttl.get("TimeToLiveStatus"),
             ttl_attribute=ttl.get("AttributeName"),
         )
+
+
+MAX_KEY_BYTES = 2048  # DynamoDB's limit for a partition key value
+
+
+def _possible_id(request_id: str) -> bool:
+    """Whether ``request_id`` could be a key at all: DynamoDB refuses an empty or over-long key value
+    (a ValidationException), and no such request can exist, so there is nothing to ask."""
+    return 0 < len(request_id.encode("utf-8")) <= MAX_KEY_BYTES
 
 
 def _detail_matches(detail: RequestDetail, needle: str) -> bool:

@@ -58,8 +58,21 @@ def role_for_password(settings: Settings, password: str) -> Role | None:
     return None
 
 
+LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def server_listens_on_loopback_only() -> bool:
+    """Whether this Streamlit server is reachable from this machine only.
+
+    Asked of the server itself, not of the settings: ``streamlit run dashboard.py`` without an address
+    listens on every interface, whatever STREAMDESK_HOST says. (.streamlit/config.toml sets 127.0.0.1.)
+    """
+    address = st.get_option("server.address")
+    return bool(address) and str(address) in LOOPBACK_ADDRESSES
+
+
 def local_default_actor(settings: Settings) -> Actor:
-    if settings.listens_on_loopback_only:
+    if settings.listens_on_loopback_only and server_listens_on_loopback_only():
         return Actor("local operator", Role.OPERATOR)
     return Actor("anonymous viewer", Role.VIEWER)
 

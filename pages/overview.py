@@ -166,6 +166,9 @@ def live_overview() -> None:
     _metrics(overview)
 
     st.subheader("Throughput and failure rate")
+    st.caption(
+        "Requests created in the selected range: accepted when created, succeeded or failed when finished."
+    )
     st.plotly_chart(_throughput_chart(overview), key="throughput_chart")
 
     st.subheader("Latency")

@@ -265,12 +265,37 @@ def test_text_search_pages_over_many_candidates(store: RequestStore, ddb: Any, t
     assert all(len(p.items) == 4 for p in pages[:-2])
 
 
-def test_lists_never_return_bodies_but_get_does(
-    store: RequestStore, every_state: dict[str, list[str]]
-) -> None:
-    page = store.list_requests(RequestFilter(), 50)
-    assert not any(hasattr(s, "body") for s in page.items)
-    detail = store.get("pending-0")
+def test_lists_never_read_bodies_but_get_does(store: RequestStore, every_state: dict[str, list[str]]) -> None:
+    """What DynamoDB is asked for, seen on the wire: list reads never name the request attribute."""
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, params))
+
+    store.client.meta.events.register("before-parameter-build.dynamodb", record)
+    try:
+        store.list_requests(RequestFilter(), 50)
+        store.list_requests(RequestFilter(states=frozenset({"FAILED"})), 50)
+        store.list_requests(RequestFilter(request_id="pending-0"), 50)
+        store.window(NOW - 3_600_000, NOW)
+        list_calls = list(calls)
+        calls.clear()
+        detail = store.get("pending-0")
+    finally:
+        store.client.meta.events.unregister("before-parameter-build.dynamodb", record)
+    assert {name for name, _ in list_calls} == {"Query", "GetItem"}
+    for _name, params in list_calls:
+        projection = params.get("ProjectionExpression")
+        if projection is None:
+            # Index queries return the index's projection, which holds no body (see the template).
+            assert params.get("IndexName") in ("byTime", "byState"), params
+            continue
+        named = {
+            params.get("ExpressionAttributeNames", {}).get(p.strip(), p.strip())
+            for p in projection.split(",")
+        }
+        assert REQUEST not in named, params
+    assert [name for name, _ in calls] == ["GetItem"] and "ProjectionExpression" not in calls[0][1]
     assert detail is not None and detail.body is not None and "pending-0" in detail.body
 
 
@@ -387,3 +412,10 @@ def test_table_without_the_indexes_is_store_unavailable(ddb: Any, settings: Sett
             store.window(NOW - 60_000, NOW)
     finally:
         ddb.delete_table(TableName=bare)
+
+
+def test_an_id_no_request_can_have_is_simply_not_found(settings: Settings) -> None:
+    store = RequestStore(settings)
+    for impossible in ("x" * 2049, ""):
+        assert store.get(impossible) is None  # not a ValidationException reaching the page
+    assert store.list_requests(RequestFilter(request_id="x" * 3000), 10).items == []

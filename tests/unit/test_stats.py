@@ -268,3 +268,15 @@ def test_latency_over_time_per_bucket_and_stage() -> None:
     ]
     assert later["p99"].item() == 5.0
     assert latency_over_time(latency_frame([]), 60_000).empty
+
+
+def test_a_redriven_request_waits_from_its_redrive_not_from_its_creation() -> None:
+    day = 86_400_000
+    redriven = summary(
+        id="r", status="SUCCEEDED", created_at=0, redriven_at=day, started_at=day + 300, finished_at=day + 500
+    )
+    plain = summary(id="p", status="SUCCEEDED", created_at=0, started_at=200, finished_at=450)
+    frame = latency_frame([redriven, plain]).set_index("id")
+    assert frame.loc["r", "queue_wait_ms"] == 300  # not a day and 300 ms: a person's delay is not latency
+    assert frame.loc["r", "end_to_end_ms"] == 500
+    assert frame.loc["p", "queue_wait_ms"] == 200 and frame.loc["p", "end_to_end_ms"] == 450
