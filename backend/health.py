@@ -269,13 +269,9 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
     stream_arn: str | None = None
     try:
         table = store.table_info()
+        stream_arn = table.latest_stream_arn
     except StoreUnavailable as error:
         errors["table"] = str(error)
-    try:
-        described = store.client.describe_table(TableName=settings.table)["Table"]
-        stream_arn = described.get("LatestStreamArn")
-    except (ClientError, BotoCoreError) as error:
-        errors.setdefault("table", str(error))
 
     if settings.stack:
         return _deployed_report(settings, table, stream_arn, now_ms, errors)

@@ -7,15 +7,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from streamdesk_processor.item import Status
 
+from backend.api_client import ApiClient, SubmitResult
 from backend.failures import FailureGroup, group_failures
 from backend.request_actions import ActionResult, RequestActions
 from backend.requests_dal import RequestStore
 from backend.roles import Actor, require_operator
 from backend.settings import Settings
 from backend.stuck import StuckRequest, TriggerHealth, find_stuck, reconcile
+
+
+def submit(client: ApiClient, body: str | dict[str, Any], actor: Actor) -> SubmitResult:
+    """Send a request through the HTTP API on behalf of ``actor`` (operators only)."""
+    require_operator(actor, "submit requests")
+    return client.submit(body)
 
 
 def now_ms() -> int:

@@ -65,8 +65,8 @@ class RequestActions:
         response = self._client.get_item(
             TableName=self._table,
             Key={attr.ID: {"S": request_id}},
-            ProjectionExpression="#s, #tb, #u",
-            ExpressionAttributeNames={"#s": attr.STATUS, "#tb": attr.TIME_BUCKET, "#u": attr.UPDATED_AT},
+            ProjectionExpression="#s, #tb",
+            ExpressionAttributeNames={"#s": attr.STATUS, "#tb": attr.TIME_BUCKET},
             ConsistentRead=True,
         )
         found: dict[str, Any] | None = response.get("Item")

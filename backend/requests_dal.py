@@ -179,6 +179,7 @@ class TableInfo:
     stream_view_type: str | None
     ttl_status: str | None
     ttl_attribute: str | None
+    latest_stream_arn: str | None = None
 
 
 # --------------------------------------------------------------------------------------- item parsing
@@ -918,6 +919,7 @@ class RequestStore:
             stream_view_type=stream.get("StreamViewType"),
             ttl_status=ttl.get("TimeToLiveStatus"),
             ttl_attribute=ttl.get("AttributeName"),
+            latest_stream_arn=table.get("LatestStreamArn"),
         )
 
 

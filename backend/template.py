@@ -25,8 +25,10 @@ TEMPLATE_PATH = PROJECT_ROOT / "infra" / "template.yaml"
 TABLE_ID = "RequestsTable"
 API_ID = "RequestsApi"
 FUNCTION_ID = "ProcessorFunction"
-FAILURE_QUEUE_ID = "FailureQueue"
 STREAM_EVENT_ID = "RequestsStream"
+
+
+LOCAL_ACCOUNT_ID = "000000000000"  # the account every local ARN names
 
 
 class TemplateError(ValueError):
@@ -83,7 +85,7 @@ class LocalValues:
     attributes: Mapping[str, str] = field(default_factory=dict)
     parameters: Mapping[str, str] = field(default_factory=dict)
     region: str = "us-east-1"
-    account_id: str = "000000000000"
+    account_id: str = LOCAL_ACCOUNT_ID
     stack_name: str = "streamdesk-local"
 
 

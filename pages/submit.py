@@ -13,8 +13,9 @@ import streamlit as st
 from streamdesk_processor.item import FINAL_STATES
 
 from backend import dashboard_support as support
-from backend import sign_in
+from backend import operations, sign_in
 from backend.api_client import ApiClient, ApiUnreachable
+from backend.roles import PermissionDenied
 from backend.samples import SAMPLES
 
 settings = support.app_settings()
@@ -41,7 +42,10 @@ def _send(text: str) -> None:
     try:
         # The text as typed: the API stores the body exactly as received.
         with _client() as client:
-            result = client.submit(text)
+            result = operations.submit(client, text, sign_in.page_actor(settings))
+    except PermissionDenied as error:  # the backend's word, whatever the page showed
+        st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": str(error)}
+        return
     except ApiUnreachable as error:
         st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "unreachable", "message": str(error)}
         return

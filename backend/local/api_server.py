@@ -49,7 +49,7 @@ from backend.local.apigateway import (
 )
 from backend.local.vtl import UTIL, RequestParams, VelocityTemplate, VtlError, VtlInput
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, Settings
-from backend.template import Template, TemplateError
+from backend.template import LOCAL_ACCOUNT_ID, Template, TemplateError
 
 ACCESS_LOGGER = logging.getLogger("streamdesk.api.access")
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def new_context(
         "stage": stage,
         "protocol": "HTTP/1.1",
         "apiId": "local",
-        "accountId": "000000000000",
+        "accountId": LOCAL_ACCOUNT_ID,
         "domainName": "localhost",
         "identity": {"sourceIp": source_ip, "userAgent": user_agent, "apiKey": None, "apiKeyId": None},
         "error": {"message": "", "messageString": '""', "responseType": "", "validationErrorString": ""},

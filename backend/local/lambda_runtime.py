@@ -21,10 +21,10 @@ from typing import Any, Final
 
 from backend.local.esm_config import FunctionConfig
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, Settings
+from backend.template import LOCAL_ACCOUNT_ID
 
 log = logging.getLogger("streamdesk.trigger.runtime")
 
-LOCAL_ACCOUNT_ID: Final = "000000000000"
 FUNCTION_VERSION: Final = "$LATEST"
 # Variables a developer's shell may hold that would send the function's AWS calls elsewhere.
 _UNSET_VARIABLES: Final = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")

@@ -85,3 +85,13 @@ def test_make_demo_takes_every_sample_to_its_end(
     for kind in SAMPLES:
         line = next(line for line in out.splitlines() if line.endswith(kind))
         assert line.split()[0] == ("FAILED" if kind in expected_failed else "SUCCEEDED"), line
+
+
+def test_a_viewer_cannot_submit_through_the_backend(api: ApiClient, ddb: Any, settings: Settings) -> None:
+    from backend.operations import submit
+    from backend.roles import Actor, PermissionDenied, Role
+
+    with pytest.raises(PermissionDenied):
+        submit(api, {"order": 1}, Actor("viewer@example.com", Role.VIEWER))
+    assert ddb.scan(TableName=settings.table, Select="COUNT")["Count"] == 0
+    assert submit(api, {"order": 1}, Actor("ops@example.com", Role.OPERATOR)).status_code == 202
