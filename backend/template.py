@@ -25,6 +25,7 @@ TEMPLATE_PATH = PROJECT_ROOT / "infra" / "template.yaml"
 TABLE_ID = "RequestsTable"
 API_ID = "RequestsApi"
 FUNCTION_ID = "ProcessorFunction"
+FAILURE_QUEUE_ID = "FailureQueue"
 STREAM_EVENT_ID = "RequestsStream"
 
 
