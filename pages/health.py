@@ -66,7 +66,10 @@ def _stuck(key: str, now: int, _settings: Settings) -> list[StuckRequest]:
 
 
 def _ago(ms: Any, now: int) -> str:
-    return f"{support.fmt_duration(now - ms)} ago" if isinstance(ms, int | float) else support.NO_VALUE
+    # "now" is rounded down to the second (the cache key), so a fresh heartbeat can be a little ahead of it.
+    if not isinstance(ms, int | float):
+        return support.NO_VALUE
+    return f"{support.fmt_duration(max(0, now - ms))} ago"
 
 
 # ------------------------------------------------------------------------------------ trigger
