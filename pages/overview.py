@@ -106,6 +106,11 @@ def _latency_time_chart(overview: Overview) -> go.Figure | None:
         log_y=True,  # a few stuck requests must not flatten everything else to zero
     )
     figure.update_layout(height=340, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    # The whole selected range on the time axis, as on the throughput chart (one bucket of points would
+    # otherwise be stretched across the chart with millisecond ticks).
+    zone = support.display_zone()
+    bounds = pd.to_datetime([overview.since_ms, overview.until_ms], unit="ms", utc=True).tz_convert(zone)
+    figure.update_xaxes(range=[bounds[0], bounds[1]])
     return figure
 
 
