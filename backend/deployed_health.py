@@ -293,24 +293,17 @@ class DeployedHealth:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def collect(
+def _mapping_and_metrics(
     outputs: StackOutputs,
     session: boto3.Session,
-    *,
-    window: timedelta = timedelta(hours=1),
+    region: str | None,
+    window: timedelta,
     period_seconds: int = 60,
-    region: str | None = None,
-) -> DeployedHealth:
-    """Read the mapping, the metrics and the failure queue of a deployed stack.
-
-    One missing permission (say ``cloudwatch:GetMetricData``) leaves its part empty and explains why in
-    ``errors`` instead of hiding the parts that could be read.
-    """
+) -> tuple[MappingStatus | None, list[MetricPoint], dict[str, str]]:
+    """The event source mapping and the function's metrics; what could not be read is in the errors."""
     errors: dict[str, str] = {}
     mapping: MappingStatus | None = None
     metrics: list[MetricPoint] = []
-    depth: QueueDepth | None = None
-    failures: list[FailedBatch] = []
     try:
         mapping = event_source_mapping(outputs.event_source_mapping_id, session.client("lambda", region))
     except (ClientError, BotoCoreError) as error:
@@ -324,6 +317,25 @@ def collect(
         )
     except (ClientError, BotoCoreError) as error:
         errors["metrics"] = str(error)
+    return mapping, metrics, errors
+
+
+def collect(
+    outputs: StackOutputs,
+    session: boto3.Session,
+    *,
+    window: timedelta = timedelta(hours=1),
+    period_seconds: int = 60,
+    region: str | None = None,
+) -> DeployedHealth:
+    """Read the mapping, the metrics and the failure queue of a deployed stack.
+
+    One missing permission (say ``cloudwatch:GetMetricData``) leaves its part empty and explains why in
+    ``errors`` instead of hiding the parts that could be read.
+    """
+    mapping, metrics, errors = _mapping_and_metrics(outputs, session, region, window, period_seconds)
+    depth: QueueDepth | None = None
+    failures: list[FailedBatch] = []
     sqs = session.client("sqs", region)
     try:
         depth = failure_queue_depth(outputs.failure_queue_url, sqs)
@@ -383,20 +395,9 @@ def trigger_health(
     except (StackError, BotoCoreError) as error:
         log.warning("trigger health unknown: %s", error)
         return TriggerHealth(running=None)
-    mapping: MappingStatus | None = None
-    metrics: list[MetricPoint] = []
-    try:
-        mapping = event_source_mapping(
-            outputs.event_source_mapping_id, session.client("lambda", settings.region)
-        )
-    except (ClientError, BotoCoreError) as error:
-        log.warning("event source mapping of %s unreadable: %s", settings.stack, error)
-    try:
-        metrics = function_metrics(
-            outputs.function_name, session.client("cloudwatch", settings.region), window=window
-        )
-    except (ClientError, BotoCoreError) as error:
-        log.warning("metrics of %s unreadable: %s", outputs.function_name, error)
+    mapping, metrics, errors = _mapping_and_metrics(outputs, session, settings.region, window)
+    for part, problem in errors.items():
+        log.warning("%s of stack %s unreadable: %s", part, settings.stack, problem)
     health = health_from(mapping, metrics)
     with _health_lock:
         _health_cache[key] = (time.monotonic(), health)
