@@ -173,7 +173,7 @@ def cached_detail(settings: Settings, request_id: str) -> RequestDetail | None:
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
 def _table_is_empty(key: str, _settings: Settings) -> bool:
-    return not store_for(_settings).list_requests(RequestFilter(), 5).items
+    return not store_for(_settings).has_any()
 
 
 def cached_table_is_empty(settings: Settings) -> bool:

@@ -904,6 +904,14 @@ class RequestStore:
             if start is None:
                 return
 
+    def has_any(self) -> bool:
+        """Whether the table holds any request at all: one item read, whatever the table's size."""
+        answer = self._call(
+            self.client.scan, TableName=self.table, Limit=1, ProjectionExpression="#id",
+            ExpressionAttributeNames={"#id": ID},
+        )  # fmt: skip
+        return bool(answer.get("Items"))
+
     def table_info(self) -> TableInfo:
         """The table's status, approximate size, stream and TTL settings."""
         table = self._call(self.client.describe_table, TableName=self.table)["Table"]

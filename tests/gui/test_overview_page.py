@@ -90,6 +90,18 @@ def test_sidebar_shows_where_the_dashboard_points(run_page: RunPage, table_name:
     assert app.sidebar.number_input(key="sd_refresh_interval").value == 5.0
 
 
+def test_a_quiet_day_is_not_an_empty_table(run_page: RunPage, ddb: Any, table_name: str) -> None:
+    from streamdesk_processor.item import Status
+
+    from tests.seed import make_item, write_items
+
+    two_days_ago = int(time.time() * 1000) - 2 * 86_400_000
+    write_items(ddb, table_name, [make_item(id="old", status=Status.SUCCEEDED, created_at=two_days_ago)])
+    app = run_page(OVERVIEW)
+    assert not [i.value for i in app.info if "is empty" in str(i.value)]
+    assert metrics(app)["Accepted"] == "0"  # nothing in the last hour, and the page says it in numbers
+
+
 def test_empty_table_says_so(run_page: RunPage, table_name: str) -> None:
     app = run_page(OVERVIEW)
     assert [i.value for i in app.info] == [

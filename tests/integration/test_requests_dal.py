@@ -419,3 +419,13 @@ def test_an_id_no_request_can_have_is_simply_not_found(settings: Settings) -> No
     for impossible in ("x" * 2049, ""):
         assert store.get(impossible) is None  # not a ValidationException reaching the page
     assert store.list_requests(RequestFilter(request_id="x" * 3000), 10).items == []
+
+
+def test_has_any_sees_a_request_of_any_age(settings: Settings, ddb: Any, table_name: str) -> None:
+    store = RequestStore(settings)
+    assert store.has_any() is False
+    # Weeks old: outside every default list range, still "the table is not empty".
+    write_items(
+        ddb, table_name, [make_item(id="old", status=Status.SUCCEEDED, created_at=NOW - 30 * 86_400_000)]
+    )
+    assert store.has_any() is True
