@@ -280,3 +280,14 @@ def test_a_redriven_request_waits_from_its_redrive_not_from_its_creation() -> No
     assert frame.loc["r", "queue_wait_ms"] == 300  # not a day and 300 ms: a person's delay is not latency
     assert frame.loc["r", "end_to_end_ms"] == 500
     assert frame.loc["p", "queue_wait_ms"] == 200 and frame.loc["p", "end_to_end_ms"] == 450
+
+
+def test_percentiles_of_one_to_a_hundred_worked_by_hand() -> None:
+    # Linear interpolation between order statistics: rank = q/100 * (n - 1) on the sorted values 1..100.
+    # p50: rank 49.5 -> 50.5; p95: rank 94.05 -> 95.05; p99: rank 98.01 -> 99.01.
+    items = [
+        summary(id=f"r{n}", status="SUCCEEDED", created_at=0, started_at=n, finished_at=n + 1)
+        for n in range(1, 101)
+    ]
+    row = latency_percentiles(latency_frame(items)).set_index("stage").loc["queue wait"]
+    assert (row["p50"], row["p95"], row["p99"], row["count"]) == pytest.approx((50.5, 95.05, 99.01, 100))
