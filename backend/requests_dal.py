@@ -904,6 +904,11 @@ class RequestStore:
             if start is None:
                 return
 
+    def statuses(self, request_ids: Sequence[str]) -> dict[str, str]:
+        """The current status of each request (BatchGetItem of id and status only; absent: deleted)."""
+        found = self._batch_get(list(dict.fromkeys(request_ids)), projection=(ID, STATUS))
+        return {request_id: str(item.get(STATUS, {}).get("S", "")) for request_id, item in found.items()}
+
     def has_any(self) -> bool:
         """Whether the table holds any request at all: one item read, whatever the table's size."""
         answer = self._call(

@@ -120,16 +120,14 @@ def _report() -> None:
 
         @st.fragment(run_every=support.refresh_interval(settings))
         def follow() -> None:
-            now_status: dict[str, str] = {}
-            for request_id, outcome, _ in results[:FOLLOWED]:
-                if outcome != "redriven":
-                    continue
-                try:
-                    detail = support.cached_detail(settings, request_id)
-                except StoreUnavailable as error:
-                    st.error(f"Cannot read the requests: {error}")
-                    return
-                now_status[request_id] = (detail.summary.status or "(missing)") if detail else "(deleted)"
+            followed = [request_id for request_id, outcome, _ in results[:FOLLOWED] if outcome == "redriven"]
+            try:
+                # Only ids and statuses travel: the retried requests' bodies and tracebacks stay put.
+                found = support.store_for(settings).statuses(followed) if followed else {}
+            except StoreUnavailable as error:
+                st.error(f"Cannot read the requests: {error}")
+                return
+            now_status = {i: (found[i] or "(missing)") if i in found else "(deleted)" for i in followed}
             tally = {
                 s: list(now_status.values()).count(s)
                 for s in ("PENDING", "PROCESSING", "SUCCEEDED", "FAILED")

@@ -429,3 +429,18 @@ def test_has_any_sees_a_request_of_any_age(settings: Settings, ddb: Any, table_n
         ddb, table_name, [make_item(id="old", status=Status.SUCCEEDED, created_at=NOW - 30 * 86_400_000)]
     )
     assert store.has_any() is True
+
+
+def test_statuses_reads_only_ids_and_statuses(store: RequestStore, every_state: dict[str, list[str]]) -> None:
+    calls: list[dict[str, Any]] = []
+    store.client.meta.events.register(
+        "before-parameter-build.dynamodb.BatchGetItem", lambda params, **_: calls.append(params)
+    )
+    wanted = [every_state["failed"][0], every_state["succeeded"][0], "no-such-id"]
+    assert store.statuses(wanted) == {wanted[0]: "FAILED", wanted[1]: "SUCCEEDED"}
+    (request,) = calls[0]["RequestItems"].values()
+    names = {
+        request["ExpressionAttributeNames"].get(p.strip(), p.strip())
+        for p in request["ProjectionExpression"].split(",")
+    }
+    assert names == {"id", "status"}
