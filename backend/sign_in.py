@@ -88,9 +88,13 @@ def current_actor(settings: Settings) -> Actor | None:
             st.info("Sign in to use Streamdesk.")
             st.button("Sign in", on_click=st.login, type="primary")
             return None
-        email = str(user.get("email") or user.get("name") or "signed-in user")
-        is_operator = email.lower() in {o.lower() for o in settings.operators}
-        return Actor(email, Role.OPERATOR if is_operator else Role.VIEWER)
+        email = user.get("email")
+        # Only a verified e-mail can make an operator: a display name is chosen by the user, and so is
+        # an unverified address at some providers. (No email_verified claim at all: the provider vouches.)
+        verified = isinstance(email, str) and user.get("email_verified", True) is not False
+        is_operator = verified and str(email).lower() in {o.lower() for o in settings.operators}
+        shown = str(email or user.get("name") or "signed-in user")
+        return Actor(shown, Role.OPERATOR if is_operator else Role.VIEWER)
     actor = st.session_state.get(SESSION_ACTOR)
     if isinstance(actor, Actor):
         return actor

@@ -206,3 +206,9 @@ def test_openid_connect_sign_in_and_operators_by_email(
     assert viewer.session_state[CURRENT_ACTOR] == Actor("support@example.com", Role.VIEWER)
     assert "2 failed request(s) in 1 group(s)" in texts(viewer)
     assert control_keys(viewer) == set()
+
+    # Only a verified e-mail makes an operator; a display name never does.
+    unverified = oidc_app({"is_logged_in": True, "email": "ops@example.com", "email_verified": False})
+    assert unverified.session_state[CURRENT_ACTOR] == Actor("ops@example.com", Role.VIEWER)
+    named = oidc_app({"is_logged_in": True, "name": "ops@example.com"})
+    assert named.session_state[CURRENT_ACTOR] == Actor("ops@example.com", Role.VIEWER)
