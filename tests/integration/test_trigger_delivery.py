@@ -139,11 +139,11 @@ def test_batches_events_context_and_environment(
     assert dynamodb["StreamViewType"] == "NEW_AND_OLD_IMAGES" and dynamodb["SizeBytes"] > 0
 
     context = calls[0]["context"]
-    assert context["function_name"] == "streamdesk-local-ProcessorFunction"
+    assert context["function_name"] == "streamdesk-local-processor"
     assert context["function_version"] == "$LATEST"
-    assert context["invoked_function_arn"].endswith(":function:streamdesk-local-ProcessorFunction")
+    assert context["invoked_function_arn"].endswith(":function:streamdesk-local-processor")
     assert context["memory_limit_in_mb"] == "256"
-    assert context["log_group_name"] == "/aws/lambda/streamdesk-local-ProcessorFunction"
+    assert context["log_group_name"] == "/aws/lambda/streamdesk-local-processor"
     assert "[$LATEST]" in context["log_stream_name"]
     assert 25_000 < context["remaining_ms"] <= 30_000  # the template's Timeout (Globals)
     assert len({c["context"]["aws_request_id"] for c in calls}) == len(calls)  # one per invocation
@@ -152,7 +152,7 @@ def test_batches_events_context_and_environment(
     assert env["TABLE_NAME"] == table_name and env["MAX_RETRIES"] == "3"
     assert env["AWS_ENDPOINT_URL_DYNAMODB"] == settings.dynamodb_url
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == settings.region
-    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "streamdesk-local-ProcessorFunction"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "streamdesk-local-processor"
     assert env["LAMBDA_TASK_ROOT"] == str(FIXTURE_DIR) and env["_HANDLER"] == FIXTURE_HANDLER
     # The handler reached the table through boto3's defaults, i.e. through that environment.
     item = ddb.get_item(TableName=table_name, Key={"id": {"S": "r6"}}, ConsistentRead=True)["Item"]

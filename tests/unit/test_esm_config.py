@@ -36,7 +36,7 @@ def test_function_from_the_template_with_globals() -> None:
     assert function.environment["TABLE_NAME"] == "my-table"
     assert function.environment["MAX_RETRIES"] == "3"
     assert function.environment["RETENTION_DAYS"] == "7"
-    assert function.function_name == "streamdesk-local-ProcessorFunction"
+    assert function.function_name == "streamdesk-local-processor"
 
 
 def test_parameters_flow_into_the_mapping() -> None:

@@ -305,8 +305,26 @@ def test_no_wildcard_or_table_wide_dangerous_action_is_granted(template: Templat
         actions = _as_list(statement["Action"])
         assert not any("*" in action for action in actions), (logical_id, actions)
         assert not forbidden & set(actions), (logical_id, actions)
-        if statement.get("Effect") == "Allow":
+        if statement.get("Effect") == "Allow" and not set(actions) <= RESOURCELESS_ACTIONS:
             assert "*" not in _as_list(statement.get("Resource", "*")), logical_id
+
+
+# Actions that IAM authorises on no resource ARN at all: "*" is their only possible resource.
+RESOURCELESS_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+def test_the_function_has_its_own_role_so_sam_adds_no_managed_policy(template: Template) -> None:
+    function = template.properties("ProcessorFunction")
+    assert function["Role"] == template.get_att("ProcessorRole", "Arn")
+    assert "Policies" not in function  # SAM would add managed policies (stream actions on "*") with these
+    role = template.properties("ProcessorRole")
+    assert "ManagedPolicyArns" not in role
+    actions = {a for _, st in _statements(template) if _ == "ProcessorRole" for a in _as_list(st["Action"])}
+    assert actions == {
+        "dynamodb:UpdateItem", "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+        "dynamodb:ListStreams", "sqs:SendMessage", "logs:CreateLogStream", "logs:PutLogEvents",
+        *RESOURCELESS_ACTIONS,
+    }  # fmt: skip
 
 
 def test_the_api_role_can_only_put_and_get_on_the_table(template: Template) -> None:
