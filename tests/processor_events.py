@@ -154,39 +154,20 @@ def stream_event(*records: dict[str, Any]) -> dict[str, Any]:
 def redrive(
     ddb: Any, table_name: str, request_id: str, *, by: str = "tests", **kwargs: Any
 ) -> dict[str, Any]:
-    """Send a FAILED request back to PENDING as a person would (the contract's redrive write) and return
+    """Send a FAILED request back to PENDING as a person would (the backend's own redrive) and return
     the MODIFY record the stream would carry for it."""
+    from backend.request_actions import Outcome, RequestActions
+    from backend.roles import Actor, Role
+
     old = get_image(ddb, table_name, request_id)
-    now = int(time.time() * 1000)
-    bucket = old[item.TIME_BUCKET]["S"]
-    shard = bucket.rsplit(item.BUCKET_SEPARATOR, 1)[1]
-    ddb.update_item(
-        TableName=table_name,
-        Key={item.ID: {"S": request_id}},
-        UpdateExpression=(
-            "SET #s = :pending, #o = :open, #ra = :now, #rb = :by, #u = :now, "
-            "#r = if_not_exists(#r, :zero) + :one"
-        ),
-        ConditionExpression="#s = :failed",
-        ExpressionAttributeNames={
-            "#s": item.STATUS,
-            "#o": item.STATE_BUCKET,
-            "#ra": item.REDRIVEN_AT,
-            "#rb": item.REDRIVEN_BY,
-            "#u": item.UPDATED_AT,
-            "#r": item.REDRIVES,
-        },
-        ExpressionAttributeValues={
-            ":pending": {"S": Status.PENDING.value},
-            ":failed": {"S": Status.FAILED.value},
-            ":open": {"S": f"{Status.PENDING.value}{item.BUCKET_SEPARATOR}{shard}"},
-            ":now": {"N": str(now)},
-            ":by": {"S": by},
-            ":zero": {"N": "0"},
-            ":one": {"N": "1"},
-        },
-    )
+    result = RequestActions(ddb, table_name).redrive(request_id, Actor(by, Role.OPERATOR))
+    assert result.outcome is Outcome.REDRIVEN, result
     return modify_record(old, get_image(ddb, table_name, request_id), **kwargs)
+
+
+def step_attempts(image_or_item: dict[str, Any]) -> dict[str, int]:
+    """Each completed step's attempt number, from an item read with ``read_item``."""
+    return {name: int(entry["attempt"]) for name, entry in image_or_item[item.STEPS].items()}
 
 
 def read_stream_records(endpoint: str, table_name: str) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from streamdesk_processor import item
 
 from backend.api_client import ApiClient
 from backend.demo import run_demo
@@ -20,7 +19,7 @@ from backend.samples import SAMPLES
 from backend.settings import Settings
 from backend.template import Template
 from tests.api_fixtures import running_api
-from tests.processor_events import read_item
+from tests.processor_events import read_item, step_attempts
 
 
 @pytest.fixture()
@@ -64,9 +63,8 @@ def test_success_failure_and_transient_retry(api: ApiClient, ddb: Any, settings:
 
     retried = follow(api, str(flaky.id))
     assert retried["status"] == "SUCCEEDED" and retried["attempts"] == 2
-    steps = read_item(ddb, settings.table, str(flaky.id))[item.STEPS]
     # The two steps before the failing one ran once, on the first attempt; the rest on the retry.
-    assert {name: int(entry["attempt"]) for name, entry in steps.items()} == {
+    assert step_attempts(read_item(ddb, settings.table, str(flaky.id))) == {
         "validate": 1, "reserve": 1, "charge": 2, "notify": 2,
     }  # fmt: skip
 

@@ -21,14 +21,11 @@ from tests.processor_events import (
     read_item,
     sequence_numbers,
     sequence_of,
+    step_attempts,
     stream_event,
 )
 
 NAMES = [step.name for step in STEPS]
-
-
-def step_attempts(record: dict[str, Any]) -> dict[str, int]:
-    return {name: int(entry["attempt"]) for name, entry in record[item.STEPS].items()}
 
 
 def test_unexpected_exception_in_a_step_fails_only_its_record(ddb: Any, table_name: str) -> None:

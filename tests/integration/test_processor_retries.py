@@ -19,15 +19,12 @@ from tests.processor_events import (
     redrive,
     sequence_numbers,
     sequence_of,
+    step_attempts,
     stream_event,
     ttl_remove_record,
 )
 
 NAMES = [step.name for step in STEPS]
-
-
-def step_attempts(record: dict[str, Any]) -> dict[str, int]:
-    return {name: int(entry["attempt"]) for name, entry in record[item.STEPS].items()}
 
 
 def test_transient_once_then_success_on_redelivery_of_the_same_record(ddb: Any, table_name: str) -> None:
