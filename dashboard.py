@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend import dashboard_support as support
-from backend import sign_in
+from backend.dashboard import sign_in, support
 
 st.set_page_config(page_title="Streamdesk", page_icon=":material/monitoring:", layout="wide")
 

@@ -18,9 +18,9 @@ import threading
 import time
 from collections.abc import Sequence
 
-from backend.request_actions import ActionResult, Outcome
 from backend.roles import Actor, Role
 from backend.settings import Settings, load_settings
+from backend.store.actions import ActionResult, Outcome
 from backend.template import PROJECT_ROOT
 
 
@@ -201,15 +201,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     if settings.stack and args.func not in _LOCAL_STACK_COMMANDS:
         # A deployed stack: its outputs say which table, API and key (retry/reconcile/demo act on it).
-        from backend.stack import StackError, resolve_settings
+        from backend.deployed.stack import StackError, resolve_settings
 
         try:
             settings = resolve_settings(settings)
         except StackError as error:
             print(f"streamdesk: {error}", file=sys.stderr)
             return 1
-    from backend.requests_dal import StoreUnavailable
     from backend.roles import PermissionDenied
+    from backend.store.calls import StoreUnavailable
 
     try:
         code: int = args.func(settings, args)

@@ -12,12 +12,12 @@ from typing import Any
 from streamdesk_processor.item import Status
 
 from backend.api_client import ApiClient, SubmitResult
-from backend.failures import FailureGroup, group_failures
-from backend.request_actions import ActionResult, RequestActions
-from backend.requests_dal import RequestStore
+from backend.computed.failures import FailureGroup, group_failures
+from backend.computed.stuck import StuckRequest, TriggerHealth, find_stuck, reconcile
 from backend.roles import Actor, require_operator
 from backend.settings import Settings
-from backend.stuck import StuckRequest, TriggerHealth, find_stuck, reconcile
+from backend.store.actions import ActionResult, RequestActions
+from backend.store.reader import RequestStore
 
 
 def submit(client: ApiClient, body: str | dict[str, Any], actor: Actor) -> SubmitResult:
@@ -66,7 +66,7 @@ class Pipeline:
     def trigger_health(self) -> TriggerHealth:
         """The trigger as the dashboard sees it (local: its state file; deployed: the mapping's state)."""
         if self.settings.stack:
-            from backend.deployed_health import trigger_health as deployed_trigger_health
+            from backend.deployed.health import trigger_health as deployed_trigger_health
 
             return deployed_trigger_health(self.settings)
         from backend.trigger_status import read_trigger_state

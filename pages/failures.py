@@ -13,14 +13,13 @@ from typing import Any, Final
 import pandas as pd
 import streamlit as st
 
-from backend import dashboard_support as support
-from backend import sign_in
-from backend.failures import FailureGroup
+from backend.computed.failures import FailureGroup
+from backend.dashboard import sign_in, support
 from backend.operations import Pipeline
-from backend.request_actions import ActionResult, RequestActions
-from backend.requests_dal import StoreUnavailable
 from backend.roles import Actor, PermissionDenied
 from backend.settings import Settings
+from backend.store.actions import ActionResult, RequestActions
+from backend.store.calls import StoreUnavailable
 
 KEY_PENDING: Final = "sd_failures_pending"  # a bulk retry waiting for confirmation
 KEY_REPORT: Final = "sd_failures_report"  # what the latest retry did, request by request

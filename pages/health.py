@@ -13,9 +13,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from backend import dashboard_support as support
-from backend import sign_in
-from backend.health import (
+from backend.computed.health import (
     HealthReport,
     Resolution,
     ResolvedBatch,
@@ -23,12 +21,13 @@ from backend.health import (
     metrics_frame,
     per_minute_frame,
 )
+from backend.computed.stuck import ADVICE, StuckRequest
+from backend.dashboard import sign_in, support
 from backend.operations import Pipeline
-from backend.request_actions import RequestActions
-from backend.requests_dal import StoreUnavailable
 from backend.roles import PermissionDenied
 from backend.settings import Settings
-from backend.stuck import ADVICE, StuckRequest
+from backend.store.actions import RequestActions
+from backend.store.calls import StoreUnavailable
 
 KEY_RECONCILE_ASKED: Final = "sd_health_reconcile_asked"
 KEY_RECONCILE_REPORT: Final = "sd_health_reconcile_report"

@@ -8,11 +8,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from backend import dashboard_support as support
-from backend import sign_in
-from backend.overview import Overview
-from backend.requests_dal import StoreUnavailable
-from backend.stats import latency_over_time
+from backend.computed.overview import Overview
+from backend.computed.stats import latency_over_time
+from backend.dashboard import sign_in, support
+from backend.store.calls import StoreUnavailable
 
 settings = support.app_settings()
 sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask

@@ -12,16 +12,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from backend import dashboard_support as support
-from backend import sign_in
-from backend.requests_dal import (
-    DEFAULT_RANGE_MS,
-    OPEN_STATES,
-    RequestDetail,
-    RequestFilter,
-    StoreUnavailable,
-)
+from backend.dashboard import sign_in, support
 from backend.settings import Settings
+from backend.store.calls import StoreUnavailable
+from backend.store.models import DEFAULT_RANGE_MS, OPEN_STATES, RequestDetail, RequestFilter
 
 settings = support.app_settings()
 sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask

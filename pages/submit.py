@@ -12,9 +12,9 @@ import pandas as pd
 import streamlit as st
 from streamdesk_processor.item import FINAL_STATES
 
-from backend import dashboard_support as support
-from backend import operations, sign_in
+from backend import operations
 from backend.api_client import ApiClient, ApiUnreachable
+from backend.dashboard import sign_in, support
 from backend.roles import PermissionDenied
 from backend.samples import SAMPLES
 

@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.seed, w
 
 from streamdesk_processor.item import MS_PER_DAY, Status
 
+from backend.computed.overview import load_overview
 from backend.local.dynamodb_local import DynamoDBLocal, client
 from backend.local.table import ensure_table
-from backend.overview import load_overview
-from backend.requests_dal import RequestStore
 from backend.settings import load_settings
+from backend.store.reader import RequestStore
 from backend.template import LocalValues, Template
 from tests.seed import seed_bulk
 

@@ -156,8 +156,8 @@ def redrive(
 ) -> dict[str, Any]:
     """Send a FAILED request back to PENDING as a person would (the backend's own redrive) and return
     the MODIFY record the stream would carry for it."""
-    from backend.request_actions import Outcome, RequestActions
     from backend.roles import Actor, Role
+    from backend.store.actions import Outcome, RequestActions
 
     old = get_image(ddb, table_name, request_id)
     result = RequestActions(ddb, table_name).redrive(request_id, Actor(by, Role.OPERATOR))

@@ -10,11 +10,11 @@ from typing import Any
 
 from streamdesk_processor import item as attr
 
+from backend.computed.stuck import ADVICE, StuckReason
 from backend.local.esm_config import load_esm_config
 from backend.local.local_template import local_template
 from backend.local.trigger import Trigger
 from backend.settings import Settings
-from backend.stuck import ADVICE, StuckReason
 from backend.template import Template
 from tests.gui.conftest import RunPage, clear_streamlit_caches, metrics, texts
 from tests.integration.test_health import MINUTE_MS, abandoned_claim, always_raises, hidden_pending

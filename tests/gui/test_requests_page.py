@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import dashboard_support as support
+from backend.dashboard import support
 from backend.local.dynamodb_local import free_port
-from backend.requests_dal import RequestFilter, RequestStore
 from backend.settings import Settings
+from backend.store.models import RequestFilter
+from backend.store.reader import RequestStore
 from backend.template import PROJECT_ROOT
 from tests.gui.conftest import RunPage, metrics, texts, value_of
 from tests.seed import HTML, seed_every_state
@@ -171,7 +172,7 @@ def test_script_in_a_body_is_text_in_a_code_element(run_page: RunPage, seeded: d
 
 
 def test_no_page_allows_raw_html() -> None:
-    sources = [PROJECT_ROOT / "dashboard.py", PROJECT_ROOT / "backend" / "dashboard_support.py"]
+    sources = [PROJECT_ROOT / "dashboard.py", *sorted((PROJECT_ROOT / "backend" / "dashboard").glob("*.py"))]
     sources += sorted((PROJECT_ROOT / "pages").glob("*.py"))
     for path in sources:
         text = Path(path).read_text(encoding="utf-8")

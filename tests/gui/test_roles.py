@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from backend.dashboard.sign_in import CURRENT_ACTOR
 from backend.local.trigger import Trigger
 from backend.operations import Pipeline
 from backend.roles import Actor, PermissionDenied, Role
 from backend.settings import Settings
-from backend.sign_in import CURRENT_ACTOR
 from backend.template import Template
 from tests.gui.conftest import DASHBOARD, RUN_TIMEOUT, RunPage, texts
 from tests.processor_events import put_pending_item, read_item

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend import dashboard_support as support
+from backend.dashboard import support
 from backend.samples import SAMPLES
 from backend.settings import Settings
 from backend.template import Template

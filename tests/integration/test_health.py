@@ -15,15 +15,7 @@ import boto3
 import pytest
 
 from backend.cli import main
-from backend.deployed_health import (
-    DeployedHealth,
-    FailedBatch,
-    MetricPoint,
-    QueueDepth,
-    parse_event_source_mapping,
-    parse_failure_message,
-)
-from backend.health import (
+from backend.computed.health import (
     Resolution,
     deployed_report,
     load_health,
@@ -32,15 +24,23 @@ from backend.health import (
     resolve_batch,
     streams_client,
 )
+from backend.computed.stuck import ADVICE, StuckReason
+from backend.deployed.health import (
+    DeployedHealth,
+    FailedBatch,
+    MetricPoint,
+    QueueDepth,
+    parse_event_source_mapping,
+    parse_failure_message,
+)
 from backend.local.esm_config import EsmConfig, load_esm_config
 from backend.local.local_template import local_template
 from backend.local.trigger import Trigger
 from backend.operations import Pipeline
-from backend.request_actions import Outcome
-from backend.requests_dal import RequestStore
 from backend.roles import Actor, Role
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY, Settings
-from backend.stuck import ADVICE, StuckReason
+from backend.store.actions import Outcome
+from backend.store.reader import RequestStore
 from backend.template import Template
 from tests.processor_events import put_pending_item, read_item
 from tests.seed import make_item, write_items

@@ -7,9 +7,9 @@ from typing import Any
 
 from streamdesk_processor.item import MS_PER_DAY, Status
 
-from backend.overview import load_overview
-from backend.requests_dal import RequestStore
+from backend.computed.overview import load_overview
 from backend.settings import Settings
+from backend.store.reader import RequestStore
 from tests.seed import error_map, make_item, seed_bulk, seed_every_state, write_items
 
 NOW = int(time.time() * 1000)

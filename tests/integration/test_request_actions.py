@@ -9,9 +9,9 @@ import pytest
 from streamdesk_processor import item as attr
 
 from backend.local.dynamodb_local import client, free_port
-from backend.request_actions import REDRIVE_BATCH_SIZE, Outcome, RequestActions
-from backend.requests_dal import StoreUnavailable
 from backend.roles import Actor, PermissionDenied, Role
+from backend.store.actions import REDRIVE_BATCH_SIZE, Outcome, RequestActions
+from backend.store.calls import StoreUnavailable
 from tests.processor_events import put_pending_item, read_item
 
 OPERATOR = Actor("ops@example.com", Role.OPERATOR)
@@ -129,3 +129,13 @@ def test_unreachable_dynamodb_is_a_plain_error() -> None:
     dead = client(f"http://127.0.0.1:{free_port()}", timeout=1.0)
     with pytest.raises(StoreUnavailable, match="unreachable"):
         RequestActions(dead, "streamdesk-requests").redrive("x", OPERATOR)
+
+
+def test_bulk_redrive_against_a_missing_table_stops_once_with_one_message(ddb: Any) -> None:
+    """Reads and writes share one error model: a missing table is an outage, not one error per request."""
+    actions = RequestActions(ddb, "no-such-table")
+    batches: list[int] = []
+    ids = [f"r-{n}" for n in range(REDRIVE_BATCH_SIZE * 3)]
+    with pytest.raises(StoreUnavailable, match="table no-such-table does not exist"):
+        actions.redrive_many(ids, OPERATOR, on_batch=lambda done: batches.append(len(done)))
+    assert batches == []  # it stopped in the first batch: no batch was reported as handled

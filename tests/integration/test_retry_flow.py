@@ -15,9 +15,9 @@ from streamdesk_processor import item as attr
 from backend.cli import main
 from backend.local.trigger import Trigger
 from backend.operations import Pipeline
-from backend.request_actions import REDRIVE_BATCH_SIZE, ActionResult, Outcome
 from backend.roles import Actor, PermissionDenied, Role
 from backend.settings import Settings
+from backend.store.actions import REDRIVE_BATCH_SIZE, ActionResult, Outcome
 from backend.template import Template
 from tests.processor_events import put_pending_item, read_item
 from tests.seed import make_item, write_items

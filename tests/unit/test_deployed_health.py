@@ -20,7 +20,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from backend.deployed_health import (
+from backend.computed.stuck import TriggerHealth
+from backend.deployed.health import (
     FailureMessageError,
     MetricPoint,
     collect,
@@ -33,9 +34,8 @@ from backend.deployed_health import (
     peek_failures,
     trigger_health,
 )
+from backend.deployed.stack import StackOutputs
 from backend.settings import Settings, load_settings
-from backend.stack import StackOutputs
-from backend.stuck import TriggerHealth
 from tests.unit.test_stack import _stack_template
 
 REGION = "eu-west-1"

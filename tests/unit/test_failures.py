@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from backend.failures import group_failures, group_key, normalise_message
-from backend.requests_dal import RequestSummary
+from backend.computed.failures import group_failures, group_key, normalise_message
+from backend.store.models import RequestSummary
 
 
 def summary(

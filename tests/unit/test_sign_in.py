@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from streamlit import config
 
+from backend.dashboard.sign_in import local_default_actor, role_for_password
 from backend.roles import Role
 from backend.settings import Settings
-from backend.sign_in import local_default_actor, role_for_password
 
 
 @pytest.fixture()

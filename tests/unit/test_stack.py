@@ -1,7 +1,7 @@
 """Reading a deployed stack's outputs and API key (moto: CloudFormation and API Gateway have no local engine).
 
 The stack is a small template in moto that yields the same output names as infra/template.yaml; the
-real template's outputs are checked against :data:`backend.stack.OUTPUT_NAMES` in test_template.py.
+real template's outputs are checked against :data:`backend.deployed.stack.OUTPUT_NAMES` in test_template.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from backend.settings import Settings
-from backend.stack import (
+from backend.deployed.stack import (
     OUTPUT_NAMES,
     StackError,
     StackOutputs,
@@ -25,6 +24,7 @@ from backend.stack import (
     resolve_settings,
     stack_outputs,
 )
+from backend.settings import Settings
 
 REGION = "eu-west-1"
 STACK = "streamdesk-test"

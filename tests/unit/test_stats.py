@@ -1,4 +1,5 @@
-"""backend.stats as plain functions: classification boundaries, counts, buckets, frames, percentiles."""
+"""backend.computed.stats as plain functions: classification boundaries, counts, buckets, frames,
+percentiles."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import pandas as pd
 import pytest
 from streamdesk_processor.item import Status
 
-from backend.requests_dal import RequestSummary
-from backend.stats import (
+from backend.computed.stats import (
     Category,
     categories,
     choose_bucket_ms,
@@ -21,6 +21,7 @@ from backend.stats import (
     latency_percentiles,
     throughput_frame,
 )
+from backend.store.models import RequestSummary
 
 NOW = 1_795_000_000_000  # epoch ms
 HORIZON = 3_600_000  # 1 h

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from backend.requests_dal import RequestSummary
-from backend.stuck import (
+from backend.computed.stuck import (
     STREAM_RETENTION_MS,
     StuckReason,
     TriggerHealth,
     diagnose,
     find_stuck,
 )
+from backend.store.models import RequestSummary
 
 NOW = 10 * STREAM_RETENTION_MS
 STUCK_AFTER = 300_000
@@ -77,7 +77,7 @@ def test_find_stuck_orders_longest_idle_first() -> None:
 
 
 def test_one_definition_of_stuck_for_the_overview_and_the_health_page() -> None:
-    from backend.stats import Category, categories
+    from backend.computed.stats import Category, categories
 
     waiting_for_retry = item("PENDING", NOW - 2 * STUCK_AFTER, updated=NOW - 10_000)  # back after a retry
     at_threshold = item("PENDING", NOW - STUCK_AFTER)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import streamdesk_processor.item as item
 
-from backend.stack import OUTPUT_NAMES
+from backend.deployed.stack import OUTPUT_NAMES
 from backend.template import (
     API_ID,
     FAILURE_QUEUE_ID,

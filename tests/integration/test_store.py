@@ -19,14 +19,10 @@ from streamdesk_processor.item import (
 )
 
 from backend.local.dynamodb_local import free_port
-from backend.requests_dal import (
-    Page,
-    RequestFilter,
-    RequestStore,
-    RequestSummary,
-    StoreUnavailable,
-)
 from backend.settings import Settings, load_settings
+from backend.store.calls import StoreUnavailable
+from backend.store.models import Page, RequestFilter, RequestSummary
+from backend.store.reader import RequestStore
 from tests.seed import HTML, error_map, make_item, seed_every_state, write_items
 
 NOW = int(time.time() * 1000)
@@ -83,7 +79,7 @@ def test_window_returns_exactly_the_range_across_shards_and_a_day_boundary(
     assert {s % SHARDS for s in inside if s < midnight} == set(range(SHARDS))
     assert {s % SHARDS for s in inside if s >= midnight} == set(range(SHARDS))
 
-    found = store.window(since, until)
+    found = store.read_window(since, until)[0]
     assert ids(found) == [f"t{s}" for s in inside]  # newest first, nothing outside, nothing missing
     assert [s.created_at for s in found] == inside
 
@@ -95,7 +91,7 @@ def test_window_until_defaults_to_now(store: RequestStore, ddb: Any, table_name:
     now = int(time.time() * 1000)
     write_items(ddb, table_name, plain_items(3, now - 3_000, 1_000))
     write_items(ddb, table_name, [make_item(id="future", status=Status.PENDING, created_at=now + 3_600_000)])
-    assert ids(store.window(now - 60_000)) == ["i0002", "i0001", "i0000"]
+    assert ids(store.read_window(now - 60_000)[0]) == ["i0002", "i0001", "i0000"]
 
 
 # ------------------------------------------------------------------------------- open states
@@ -277,7 +273,7 @@ def test_lists_never_read_bodies_but_get_does(store: RequestStore, every_state: 
         store.list_requests(RequestFilter(), 50)
         store.list_requests(RequestFilter(states=frozenset({"FAILED"})), 50)
         store.list_requests(RequestFilter(request_id="pending-0"), 50)
-        store.window(NOW - 3_600_000, NOW)
+        store.read_window(NOW - 3_600_000, NOW)[0]
         list_calls = list(calls)
         calls.clear()
         detail = store.get("pending-0")
@@ -386,7 +382,7 @@ def test_unreachable_dynamodb_is_store_unavailable(tmp_path: Any) -> None:
     )
     store = RequestStore(settings)
     with pytest.raises(StoreUnavailable, match=f"DynamoDB at http://127.0.0.1:{port} is unreachable"):
-        store.window(NOW - 60_000, NOW)
+        store.read_window(NOW - 60_000, NOW)[0]
     with pytest.raises(StoreUnavailable):
         store.table_info()
 
@@ -411,7 +407,7 @@ def test_table_without_the_indexes_is_store_unavailable(ddb: Any, settings: Sett
     try:
         store = RequestStore(settings.model_copy(update={"table": bare}))
         with pytest.raises(StoreUnavailable, match="lacks the dashboard's indexes"):
-            store.window(NOW - 60_000, NOW)
+            store.read_window(NOW - 60_000, NOW)[0]
     finally:
         ddb.delete_table(TableName=bare)
 

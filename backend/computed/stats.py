@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from streamdesk_processor.item import Status
 
-from backend.requests_dal import RequestSummary
+from backend.store.models import RequestSummary
 
 # Candidate bucket widths for charts, smallest first.
 BUCKET_CHOICES_MS: tuple[int, ...] = (

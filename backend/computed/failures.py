@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from backend.requests_dal import RequestSummary
+from backend.store.models import RequestSummary
 
 # Order matters: the most specific shapes first, so that a UUID is not folded as three numbers.
 _FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (

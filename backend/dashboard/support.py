@@ -28,10 +28,11 @@ import streamlit as st
 from pydantic import ValidationError
 from streamdesk_processor.item import Status
 
-from backend.overview import Overview, load_overview
-from backend.requests_dal import Page, RequestDetail, RequestFilter, RequestStore, RequestSummary
+from backend.computed.overview import Overview, load_overview
+from backend.computed.stats import Category, categories
 from backend.settings import Settings, load_settings
-from backend.stats import Category, categories
+from backend.store.models import Page, RequestDetail, RequestFilter, RequestSummary
+from backend.store.reader import RequestStore
 
 # ------------------------------------------------------------------------------------- session keys
 # Sidebar widgets live in the entry script (dashboard.py), so Streamlit keeps their state across pages.
@@ -86,7 +87,7 @@ def fingerprint(settings: Settings) -> str:
 @st.cache_resource(show_spinner="Reading the deployed stack…", ttl=600)
 def _resolved_for_stack(key: str, _settings: Settings) -> Settings:
     # Imported only when a stack is named: the local stack needs neither CloudFormation nor its errors.
-    from backend.stack import resolve_settings
+    from backend.deployed.stack import resolve_settings
 
     return resolve_settings(_settings)
 

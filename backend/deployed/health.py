@@ -23,9 +23,9 @@ from typing import Any, NamedTuple
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backend.computed.stuck import TriggerHealth
+from backend.deployed.stack import StackError, StackOutputs, session_for, stack_outputs
 from backend.settings import Settings
-from backend.stack import StackError, StackOutputs, session_for, stack_outputs
-from backend.stuck import TriggerHealth
 
 log = logging.getLogger(__name__)
 
@@ -346,9 +346,9 @@ def collect(
     return DeployedHealth(mapping, metrics, depth, failures, errors)
 
 
-# ------------------------------------------------------------------------------- for backend.stuck
+# ------------------------------------------------------------------------------- for backend.computed.stuck
 def health_from(mapping: MappingStatus | None, metrics: list[MetricPoint]) -> TriggerHealth:
-    """The trigger as :mod:`backend.stuck` sees it, from the mapping and the function's metrics.
+    """The trigger as :mod:`backend.computed.stuck` sees it, from the mapping and the function's metrics.
 
     ``running`` is None (unknown) while the mapping is being created, updated or could not be read;
     ``iterator_age_ms`` is the latest IteratorAge; ``last_batch_at`` the start of the latest minute with

@@ -14,10 +14,10 @@ from enum import StrEnum
 
 from streamdesk_processor.item import Status
 
-from backend.request_actions import ActionResult, RequestActions
-from backend.requests_dal import RequestSummary
+from backend.computed.stats import stuck_for_ms
 from backend.roles import Actor
-from backend.stats import stuck_for_ms
+from backend.store.actions import ActionResult, RequestActions
+from backend.store.models import RequestSummary
 
 STREAM_RETENTION_MS = 24 * 3600 * 1000  # DynamoDB Streams keep records for 24 hours
 TRIGGER_SILENT_AFTER_MS = 15_000  # the local trigger writes a heartbeat every second or so

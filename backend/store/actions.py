@@ -1,9 +1,12 @@
-"""The changes people make to requests: redrive (retry) a failed request, and hand a stuck one back.
+"""The writes people make on requests: redrive (retry) a failed request, and hand a stuck one back.
 
-Data access like ``requests_dal`` (the only other module that talks to DynamoDB), but for writes. Every
-change is a conditional update, is recorded on the item (who, when) and requires an operator.
-A redrive moves ``FAILED`` back to ``PENDING``; the stream's MODIFY record (old image FAILED, new PENDING)
-is exactly what the trigger's filter passes, so the request is processed again, resuming after its last
+The data layer's writes (the reads are :mod:`backend.store.reader`), under the same error model
+(:mod:`backend.store.calls`): an outage, a missing table or refused credentials raise ``StoreUnavailable``,
+so a bulk redrive stops at once with one message instead of failing request by request.
+
+Every change is a conditional update, is recorded on the item (who, when) and requires an operator. A
+redrive moves ``FAILED`` back to ``PENDING``; the stream's MODIFY record (old image FAILED, new PENDING) is
+exactly what the trigger's filter passes, so the request is processed again, resuming after its last
 completed step.
 """
 
@@ -14,14 +17,17 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from streamdesk_processor import item as attr
 from streamdesk_processor.item import Status
 
-from backend.requests_dal import StoreUnavailable
 from backend.roles import Actor, require_operator
+from backend.store.calls import TableCalls
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 # Bulk redrives go in bounded batches: a whole error group of thousands must not flood the table or the
 # trigger at once, and each request gets its own outcome.
@@ -53,16 +59,18 @@ def _bucket(status: Status, item: dict[str, Any]) -> str:
 class RequestActions:
     """Conditional writes on request items, each one allowed to operators only."""
 
-    def __init__(self, client: Any, table: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._table = table
         self._clock = clock
+        self._call = TableCalls(client, table)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
 
     def _read(self, request_id: str) -> dict[str, Any] | None:
-        response = self._client.get_item(
+        response = self._call(
+            self._client.get_item,
             TableName=self._table,
             Key={attr.ID: {"S": request_id}},
             ProjectionExpression="#s, #tb",
@@ -82,23 +90,24 @@ class RequestActions:
         """Read the item, then apply ``update(current, now_ms)`` (UpdateItem arguments with a condition).
 
         A missing item is NOT_FOUND; a failed condition is ``refused`` (nothing changed), with the status
-        the item had; DynamoDB out of reach raises :class:`StoreUnavailable`.
+        the item had; DynamoDB out of reach raises ``StoreUnavailable``.
         """
         current: dict[str, Any] | None = None
         try:
             current = self._read(request_id)
             if current is None:
                 return ActionResult(request_id, Outcome.NOT_FOUND)
-            self._client.update_item(
-                TableName=self._table, Key={attr.ID: {"S": request_id}}, **update(current, self._now_ms())
+            self._call(
+                self._client.update_item,
+                TableName=self._table,
+                Key={attr.ID: {"S": request_id}},
+                **update(current, self._now_ms()),
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 status = (current or {}).get(attr.STATUS, {}).get("S", "?")
                 return ActionResult(request_id, refused, f"status is {status}")
             return ActionResult(request_id, Outcome.ERROR, str(error))
-        except BotoCoreError as error:
-            raise StoreUnavailable(f"DynamoDB is unreachable: {error}") from error
         return ActionResult(request_id, done)
 
     # ------------------------------------------------------------------------------------ redrive

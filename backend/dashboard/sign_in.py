@@ -142,7 +142,7 @@ def sign_out() -> None:
 def describe(actor: Actor, settings: Settings) -> str:
     """One line for the sidebar: who, which role, and how they got it."""
     mode = sign_in_mode(settings)
-    from backend.dashboard_support import md_escape  # the name comes from a sign-in provider: data
+    from backend.dashboard.support import md_escape  # the name comes from a sign-in provider: data
 
     text = f"Signed in as **{md_escape(actor.name)}** ({actor.role.value})"
     if mode is SignInMode.LOCAL:

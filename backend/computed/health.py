@@ -2,7 +2,7 @@
 
 Locally the trigger twin reports through its files (``trigger/state.json`` and
 ``trigger/failure-destination.jsonl``, read by :mod:`backend.trigger_status`); on AWS the event source
-mapping, CloudWatch and the on-failure queue tell the same (:mod:`backend.deployed_health`).
+mapping, CloudWatch and the on-failure queue tell the same (:mod:`backend.deployed.health`).
 
 A failure-destination message holds no records, only a shard and a range of sequence numbers
 (``DDBStreamBatchInfo``). :func:`resolve_batch` reads that range back from the stream through the DynamoDB
@@ -26,16 +26,18 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from streamdesk_processor.item import ID
 
-from backend.deployed_health import (
+from backend.computed.stuck import STREAM_RETENTION_MS, TriggerHealth
+from backend.deployed.health import (
     DeployedHealth,
     FailedBatch,
     FailureMessageError,
     health_from,
     parse_failure_message,
 )
-from backend.requests_dal import RequestStore, StoreUnavailable, TableInfo
 from backend.settings import Settings
-from backend.stuck import STREAM_RETENTION_MS, TriggerHealth
+from backend.store.calls import StoreUnavailable
+from backend.store.models import TableInfo
+from backend.store.reader import RequestStore
 
 log = logging.getLogger(__name__)
 
@@ -300,8 +302,8 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
 def _deployed_report(
     settings: Settings, table: TableInfo | None, stream_arn: str | None, now_ms: int, errors: dict[str, str]
 ) -> HealthReport:
-    from backend.deployed_health import collect
-    from backend.stack import StackError, session_for, stack_outputs
+    from backend.deployed.health import collect
+    from backend.deployed.stack import StackError, session_for, stack_outputs
 
     assert settings.stack is not None
     session = session_for(settings)
@@ -323,8 +325,9 @@ def deployed_report(
     now_ms: int,
     errors: dict[str, str] | None = None,
 ) -> HealthReport:
-    """The report of a deployed stack from what :func:`backend.deployed_health.collect` read: the trigger
-    as :mod:`backend.stuck` sees it, and the failure queue's messages resolved through ``streams``."""
+    """The report of a deployed stack from what :func:`backend.deployed.health.collect` read: the
+    trigger as :mod:`backend.computed.stuck` sees it, and the failure queue's messages resolved through
+    ``streams``."""
     errors = {**(errors or {}), **deployed.errors}
     failures = _resolve_all(streams, list(deployed.failures), now_ms, stream_arn)
     count = deployed.queue_depth.total if deployed.queue_depth is not None else len(deployed.failures)

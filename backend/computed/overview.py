@@ -12,9 +12,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 from streamdesk_processor.item import Status
 
-from backend.requests_dal import RequestStore
-from backend.settings import Settings
-from backend.stats import (
+from backend.computed.stats import (
     StateCounts,
     choose_bucket_ms,
     count_states,
@@ -22,6 +20,8 @@ from backend.stats import (
     latency_percentiles,
     throughput_frame,
 )
+from backend.settings import Settings
+from backend.store.reader import RequestStore
 
 
 @dataclass(frozen=True)

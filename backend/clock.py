@@ -1,0 +1,10 @@
+"""Wall-clock time in epoch milliseconds: the one definition the backend's modules share."""
+
+from __future__ import annotations
+
+import time
+
+
+def now_ms() -> int:
+    """Now, in epoch milliseconds."""
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,1 @@
+"""What is computed from the store: statistics and the overview, failure groups, stuck requests, health."""

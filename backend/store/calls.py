@@ -1,0 +1,137 @@
+"""The data layer's one error model: every DynamoDB call, read or write, goes through :class:`TableCalls`,
+which turns an outage, a missing table or refused credentials into :class:`StoreUnavailable` (one message
+for a person), and the one place the dashboard's DynamoDB client is configured."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+
+from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Short timeouts and one retry: an outage must reach the user as a message within seconds, not minutes.
+CONNECT_TIMEOUT_S: Final = 2.0
+READ_TIMEOUT_S: Final = 10.0
+MAX_ATTEMPTS: Final = 2
+
+_CREDENTIAL_ERRORS: Final = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "MissingAuthenticationTokenException",
+        "IncompleteSignature",
+        "InvalidClientTokenId",
+        "AccessDeniedException",
+    }
+)
+_UNAVAILABLE_ERRORS: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+_CONNECTION_ERRORS: Final = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ReadTimeoutError,
+    ConnectionClosedError,
+)
+
+T = TypeVar("T")
+
+
+class StoreUnavailable(Exception):
+    """DynamoDB cannot be used: unreachable, table missing, credentials refused. ``str()`` is for humans.
+
+    Reads and writes raise it alike, so a bulk action against an outage stops at once with one message."""
+
+
+def dynamodb_client(settings: Settings) -> DynamoDBClient:
+    """The dashboard's DynamoDB client (thread-safe): short timeouts, one retry."""
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=READ_TIMEOUT_S,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+    )
+    try:
+        return boto3.client("dynamodb", config=config, **settings.boto3_kwargs())
+    except (NoRegionError, BotoCoreError) as error:
+        raise StoreUnavailable(f"cannot set up a DynamoDB client: {error}") from error
+
+
+class TableCalls:
+    """Runs DynamoDB calls on one table; what a person must hear about becomes :class:`StoreUnavailable`.
+
+    Any other ``ClientError`` (a failed condition, a validation error of one item) is raised unchanged for
+    the caller to judge."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    @property
+    def endpoint(self) -> str:
+        return str(getattr(self.client.meta, "endpoint_url", "") or "DynamoDB")
+
+    def __call__(self, operation: Callable[..., T], **params: Any) -> T:
+        try:
+            return operation(**params)
+        except _CONNECTION_ERRORS as error:
+            raise StoreUnavailable(f"DynamoDB at {self.endpoint} is unreachable ({error})") from error
+        except (NoCredentialsError, PartialCredentialsError) as error:
+            raise StoreUnavailable(
+                "no usable AWS credentials: set STREAMDESK_AWS_ACCESS_KEY_ID and "
+                "STREAMDESK_AWS_SECRET_ACCESS_KEY, or configure an AWS profile"
+            ) from error
+        except ClientError as error:
+            translated = self._translated(error)
+            if translated is None:
+                raise
+            raise translated from error
+        except ParamValidationError:
+            raise  # a bug in the caller, not an outage
+        except BotoCoreError as error:
+            raise StoreUnavailable(f"DynamoDB at {self.endpoint} cannot be used: {error}") from error
+
+    def _translated(self, error: ClientError) -> StoreUnavailable | None:
+        """The StoreUnavailable a person should read for ``error``, or None (the caller's to judge)."""
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        message = str(error.response.get("Error", {}).get("Message", "")) or code
+        if code == "ResourceNotFoundException":
+            return StoreUnavailable(
+                f"table {self.table} does not exist at {self.endpoint} (start the stack: make up)"
+            )
+        if code in _CREDENTIAL_ERRORS:
+            return StoreUnavailable(f"DynamoDB refused the credentials: {message}")
+        if code == "ValidationException" and "index" in message.lower():
+            # A table made before the indexes existed: `make up` adds them (backend.local.table).
+            return StoreUnavailable(
+                f"table {self.table} lacks the dashboard's indexes ({message}); restart the stack "
+                "(make up) or redeploy to add them"
+            )
+        if code in _UNAVAILABLE_ERRORS:
+            return StoreUnavailable(f"DynamoDB is overloaded or failing, try again: {message}")
+        return None
