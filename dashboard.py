@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from backend.dashboard import sign_in, support
+from backend.dashboard import controls, reads, sign_in
 
 st.set_page_config(page_title="Streamdesk", page_icon=":material/monitoring:", layout="wide")
 
-settings = support.app_settings()
+settings = reads.app_settings()
 # Who is using the dashboard (backend/sign_in.py): renders the sign-in form while nobody is signed in.
 actor = sign_in.current_actor(settings)
 
@@ -36,7 +36,7 @@ navigation = st.navigation(
 if actor is None:
     st.stop()
 st.session_state[sign_in.CURRENT_ACTOR] = actor  # pages read it through sign_in.session_actor()
-support.render_sidebar(settings)
+controls.render_sidebar(settings)
 with st.sidebar:
     st.markdown(sign_in.describe(actor, settings))
     if sign_in.sign_in_mode(settings) is not sign_in.SignInMode.LOCAL:

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from streamdesk_processor import item
 
-__all__ = ["ApiClient", "ApiUnreachable", "StatusResult", "SubmitResult"]
+__all__ = ["ApiClient", "ApiUnreachable", "PublicRequest", "StatusResult", "SubmitResult"]
 
 
 class ApiUnreachable(ConnectionError):
@@ -42,6 +43,52 @@ class SubmitResult:
 
 
 @dataclass(frozen=True)
+class PublicRequest:
+    """A request as ``GET /requests/{id}`` shows it (the public fields carry the item's names)."""
+
+    status: str  # "" when missing
+    attempts: int
+    created_at: int | None
+    started_at: int | None
+    finished_at: int | None
+    error: dict[str, Any] | None  # type, message, step
+    result: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, fields: dict[str, Any]) -> PublicRequest:
+        error, result = fields.get(item.ERROR), fields.get(item.RESULT)
+        return cls(
+            status=str(fields.get(item.STATUS, "")),
+            attempts=_whole(fields.get(item.ATTEMPTS)) or 0,
+            created_at=_whole(fields.get(item.CREATED_AT)),
+            started_at=_whole(fields.get(item.STARTED_AT)),
+            finished_at=_whole(fields.get(item.FINISHED_AT)),
+            error=error if isinstance(error, dict) and error else None,
+            result=result if isinstance(result, dict) and result else None,
+        )
+
+    @property
+    def finished(self) -> bool:
+        return self.status in item.FINAL_STATES
+
+    @property
+    def queue_wait_ms(self) -> int | None:
+        return _span(self.created_at, self.started_at)
+
+    @property
+    def end_to_end_ms(self) -> int | None:
+        return _span(self.created_at, self.finished_at)
+
+
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _span(start: int | None, end: int | None) -> int | None:
+    return end - start if start is not None and end is not None else None
+
+
+@dataclass(frozen=True)
 class StatusResult:
     """The answer to ``GET /requests/{id}``: ``fields`` are the public fields when status is 200."""
 
@@ -52,6 +99,11 @@ class StatusResult:
     @property
     def found(self) -> bool:
         return self.status_code == 200 and self.fields is not None
+
+    @property
+    def request(self) -> PublicRequest | None:
+        """The request, typed, when it was found."""
+        return PublicRequest.of(self.fields) if self.found and self.fields is not None else None
 
 
 def _decode(response: httpx.Response) -> dict[str, Any] | None:

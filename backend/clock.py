@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from typing import Final
+
+HOUR_MS: Final = 3_600_000
 
 
 def now_ms() -> int:

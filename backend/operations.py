@@ -4,7 +4,6 @@ retry them, reconcile. Pages and ``streamdesk retry``/``reconcile`` call these; 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from streamdesk_processor.item import Status
 
 from backend.api_client import ApiClient, SubmitResult
+from backend.clock import now_ms
 from backend.computed.failures import FailureGroup, group_failures
 from backend.computed.stuck import StuckRequest, TriggerHealth, find_stuck, reconcile
 from backend.roles import Actor, require_operator
@@ -26,10 +26,6 @@ def submit(client: ApiClient, body: str | dict[str, Any], actor: Actor) -> Submi
     return client.submit(body)
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 @dataclass
 class Pipeline:
     """The store and the actions on one table, built once per settings."""
@@ -40,8 +36,12 @@ class Pipeline:
 
     @classmethod
     def connect(cls, settings: Settings) -> Pipeline:
-        store = RequestStore(settings)
-        return cls(settings, store, RequestActions(store.client, settings.table))
+        return cls.over(RequestStore(settings))
+
+    @classmethod
+    def over(cls, store: RequestStore) -> Pipeline:
+        """The pipeline of ``store``'s table, writing through the store's client."""
+        return cls(store.settings, store, RequestActions(store.client, store.table))
 
     # ----------------------------------------------------------------------------------- failures
     def failure_groups(self) -> list[FailureGroup]:
@@ -69,17 +69,21 @@ class Pipeline:
             from backend.deployed.health import trigger_health as deployed_trigger_health
 
             return deployed_trigger_health(self.settings)
-        from backend.trigger_status import read_trigger_state
+        from backend.trigger_state import read_trigger_state
 
         return TriggerHealth.from_local_state(read_trigger_state(self.settings), now_ms())
 
-    def stuck(self, stuck_after_ms: int | None = None) -> list[StuckRequest]:
-        threshold = stuck_after_ms or int(self.settings.stuck_after_seconds * 1000)
+    def stuck(
+        self, stuck_after_ms: int | None = None, trigger: TriggerHealth | None = None
+    ) -> list[StuckRequest]:
+        """Requests open for longer than the threshold, each with its likely reason (``trigger``: the
+        trigger's health if already known, e.g. cached by the dashboard; else it is read)."""
+        threshold = stuck_after_ms or self.settings.stuck_after_ms
         open_items = self.store.open_requests([Status.PENDING, Status.PROCESSING])
-        return find_stuck(open_items, self.trigger_health(), now_ms(), threshold)
+        return find_stuck(open_items, trigger or self.trigger_health(), now_ms(), threshold)
 
     def reconcile(self, actor: Actor, stuck_after_ms: int | None = None) -> list[ActionResult]:
         """Hand back every stuck request a redrive can fix."""
         require_operator(actor, "reconcile stuck requests")
-        threshold = stuck_after_ms or int(self.settings.stuck_after_seconds * 1000)
+        threshold = stuck_after_ms or self.settings.stuck_after_ms
         return reconcile(self.stuck(threshold), self.actions, actor)

@@ -18,10 +18,13 @@ from typing import Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from backend.clock import HOUR_MS
 from backend.template import PROJECT_ROOT, Template, default_raw_template
 
 SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 API_KEY_FILE = "api-key"
+# The addresses that reach this machine only.
+LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
 LOCAL_REGION = "us-east-1"
 # DynamoDB Local accepts any credentials; these only have to be present.
 LOCAL_ACCESS_KEY = "local"
@@ -113,7 +116,17 @@ class Settings(BaseSettings):
     # ------------------------------------------------------------------------------------ derived
     @property
     def listens_on_loopback_only(self) -> bool:
-        return self.host in ("127.0.0.1", "localhost", "::1")
+        return self.host in LOOPBACK_ADDRESSES
+
+    @property
+    def stuck_after_ms(self) -> int:
+        """How long a request may stay pending or processing before it counts as stuck."""
+        return int(self.stuck_after_seconds * 1000)
+
+    @property
+    def expiring_horizon_ms(self) -> int:
+        """How close to its TTL deletion a succeeded request counts as expiring."""
+        return int(self.expiring_horizon_hours * HOUR_MS)
 
     @property
     def is_local(self) -> bool:

@@ -12,13 +12,12 @@ from typing import Any, Final
 
 import pandas as pd
 import streamlit as st
+from streamdesk_processor.item import Status
 
 from backend.computed.failures import FailureGroup
-from backend.dashboard import sign_in, support
-from backend.operations import Pipeline
+from backend.dashboard import controls, formatting, reads, sign_in
 from backend.roles import Actor, PermissionDenied
-from backend.settings import Settings
-from backend.store.actions import ActionResult, RequestActions
+from backend.store.actions import ActionResult, Outcome
 from backend.store.calls import StoreUnavailable
 
 KEY_PENDING: Final = "sd_failures_pending"  # a bulk retry waiting for confirmation
@@ -27,27 +26,8 @@ SAMPLES_SHOWN: Final = 10
 SELECTABLE: Final = 500  # requests of a group offered for selection (a whole group has no limit)
 FOLLOWED: Final = 100  # requests of a report whose status is followed live
 
-settings = support.app_settings()
+settings = reads.app_settings()
 actor = sign_in.page_actor(settings)
-
-
-def pipeline_for(settings: Settings) -> Pipeline:
-    store = support.store_for(settings)  # one cached store (one boto3 client) per stack
-    return Pipeline(settings, store, RequestActions(store.client, settings.table))
-
-
-@st.cache_data(ttl=support.CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
-def _groups(key: str, _settings: Settings) -> list[FailureGroup]:
-    return pipeline_for(_settings).failure_groups()
-
-
-def cached_groups(settings: Settings) -> list[FailureGroup]:
-    return _groups(support.fingerprint(settings), settings)
-
-
-def _forget_reads() -> None:
-    support.clear_caches()
-    _groups.clear()
 
 
 # ------------------------------------------------------------------------------------ retrying
@@ -62,7 +42,7 @@ def _retry(ids: list[str], what: str, who: Actor) -> None:
         progress.progress(len(done) / max(total, 1), text=f"{len(done)} of {total} done")
 
     try:
-        results = pipeline_for(settings).retry(ids, who, on_batch=on_batch)
+        results = reads.pipeline_for(settings).retry(ids, who, on_batch=on_batch)
     except PermissionDenied as error:
         st.error(str(error))
         return
@@ -72,10 +52,10 @@ def _retry(ids: list[str], what: str, who: Actor) -> None:
     st.session_state[KEY_REPORT] = {
         "what": what,
         "results": [(r.request_id, r.outcome.value, r.detail) for r in results],
-        "at": support.now_ms(),
+        "at": reads.now_ms(),
     }
     st.session_state.pop(KEY_PENDING, None)
-    _forget_reads()
+    reads.clear_caches()
     st.rerun()
 
 
@@ -113,29 +93,28 @@ def _report() -> None:
     with st.container(border=True):
         st.subheader("Latest retry")
         st.caption(
-            f"{report['what']}, at {support.fmt_time(report['at'], zone=support.display_zone())}: "
+            f"{report['what']}, at {formatting.fmt_time(report['at'], zone=formatting.display_zone())}: "
             + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
         )
 
-        @st.fragment(run_every=support.refresh_interval(settings))
+        @st.fragment(run_every=controls.refresh_interval(settings))
         def follow() -> None:
-            followed = [request_id for request_id, outcome, _ in results[:FOLLOWED] if outcome == "redriven"]
+            followed = [
+                request_id for request_id, outcome, _ in results[:FOLLOWED] if outcome == Outcome.REDRIVEN
+            ]
             try:
                 # Only ids and statuses travel: the retried requests' bodies and tracebacks stay put.
-                found = support.store_for(settings).statuses(followed) if followed else {}
+                found = reads.cached_statuses(settings, followed)
             except StoreUnavailable as error:
                 st.error(f"Cannot read the requests: {error}")
                 return
             now_status = {i: (found[i] or "(missing)") if i in found else "(deleted)" for i in followed}
-            tally = {
-                s: list(now_status.values()).count(s)
-                for s in ("PENDING", "PROCESSING", "SUCCEEDED", "FAILED")
-            }
+            tally = {s: list(now_status.values()).count(s) for s in Status}
             cols = st.columns(4)
-            cols[0].metric("Succeeded since", tally["SUCCEEDED"])
-            cols[1].metric("Failed again", tally["FAILED"])
-            cols[2].metric("Waiting", tally["PENDING"])
-            cols[3].metric("Processing", tally["PROCESSING"])
+            cols[0].metric("Succeeded since", tally[Status.SUCCEEDED])
+            cols[1].metric("Failed again", tally[Status.FAILED])
+            cols[2].metric("Waiting", tally[Status.PENDING])
+            cols[3].metric("Processing", tally[Status.PROCESSING])
             table = pd.DataFrame(
                 [
                     {
@@ -143,7 +122,7 @@ def _report() -> None:
                         "outcome": outcome,
                         "detail": detail,
                         "status now": now_status.get(request_id, ""),
-                        "open": support.detail_href(request_id),
+                        "open": formatting.detail_href(request_id),
                     }
                     for request_id, outcome, detail in results
                 ],
@@ -164,7 +143,7 @@ def _report() -> None:
 
 # ------------------------------------------------------------------------------------ groups
 def _groups_table(groups: list[FailureGroup]) -> None:
-    zone = support.display_zone()
+    zone = formatting.display_zone()
     table = pd.DataFrame(
         [
             {
@@ -172,8 +151,8 @@ def _groups_table(groups: list[FailureGroup]) -> None:
                 "error type": g.error_type,
                 "message": g.pattern,
                 "count": g.count,
-                "first seen": support.fmt_time(g.first_seen, zone=zone),
-                "last seen": support.fmt_time(g.last_seen, zone=zone),
+                "first seen": formatting.fmt_time(g.first_seen, zone=zone),
+                "last seen": formatting.fmt_time(g.last_seen, zone=zone),
                 "failed step(s)": ", ".join(f"{step} ({n})" for step, n in g.steps.items()),
             }
             for g in groups
@@ -186,53 +165,53 @@ def _groups_table(groups: list[FailureGroup]) -> None:
 def _sample(request_id: str, group_key: str) -> None:
     """One failed request: body, error and traceback as text, a link to its detail, retry it alone."""
     try:
-        detail = support.cached_detail(settings, request_id)
+        detail = reads.cached_detail(settings, request_id)
     except StoreUnavailable as error:
         st.error(f"Cannot read the requests: {error}")
         return
     if detail is None:
-        st.warning(f"Request {support.md_escape(request_id)} no longer exists.")
+        st.warning(f"Request {formatting.md_escape(request_id)} no longer exists.")
         return
     s = detail.summary
     st.page_link(
         "pages/requests.py",
         label="Open its full detail",
         icon=":material/open_in_new:",
-        query_params=support.detail_query(request_id),
+        query_params=formatting.detail_query(request_id),
     )
-    st.caption(f"Status {support.md_escape(s.status or '(missing)')}, attempts {s.attempts}")
-    text, language = support.pretty_body(detail.body)
+    st.caption(f"Status {formatting.md_escape(s.status or '(missing)')}, attempts {s.attempts}")
+    text, language = formatting.pretty_body(detail.body)
     st.markdown("**Body**")
     st.code(text, language=language, wrap_lines=True)
-    recorded = detail.error or {}
+    recorded = detail.failure
     st.markdown("**Error**")
-    summary = {k: recorded.get(k) for k in ("type", "message", "step", "transient") if k in recorded}
+    summary = recorded.summary if recorded is not None else {}
     st.code(
-        support.json_text(summary) if summary else "(no error recorded)", language="json", wrap_lines=True
+        formatting.json_text(summary) if summary else "(no error recorded)", language="json", wrap_lines=True
     )
-    if recorded.get("traceback"):
+    if recorded is not None and recorded.traceback:
         st.markdown("**Traceback**")
-        st.code(str(recorded["traceback"]), language="text")
+        st.code(recorded.traceback, language="text")
     if (
         actor.may_change
-        and s.status == "FAILED"
+        and s.status == Status.FAILED
         and st.button("Retry this request", key=f"fail_retry_one_{group_key}", icon=":material/replay:")
     ):
         _retry([request_id], f"request {request_id}", actor)
 
 
 def _group(group: FailureGroup) -> None:
-    zone = support.display_zone()
+    zone = formatting.display_zone()
     st.caption(
         f"Group {group.key} · {group.count} request(s) · first seen "
-        f"{support.fmt_time(group.first_seen, zone=zone)} · last seen "
-        f"{support.fmt_time(group.last_seen, zone=zone)} · failed at "
-        + ", ".join(f"{support.md_escape(step)} ({n})" for step, n in group.steps.items())
+        f"{formatting.fmt_time(group.first_seen, zone=zone)} · last seen "
+        f"{formatting.fmt_time(group.last_seen, zone=zone)} · failed at "
+        + ", ".join(f"{formatting.md_escape(step)} ({n})" for step, n in group.steps.items())
     )
     st.code(f"{group.error_type}: {group.pattern}", language="text", wrap_lines=True)
     samples = group.samples(SAMPLES_SHOWN)
     st.dataframe(
-        pd.DataFrame({"sample request": samples, "open": [support.detail_href(i) for i in samples]}),
+        pd.DataFrame({"sample request": samples, "open": [formatting.detail_href(i) for i in samples]}),
         hide_index=True,
         key=f"fail_samples_{group.key}",
         column_config={"open": st.column_config.LinkColumn("open", display_text="open detail")},
@@ -272,7 +251,7 @@ if not actor.may_change:
     st.info(f"You are a {actor.role.value}: you see every failure; retrying is for operators.")
 _report()
 try:
-    failure_groups = cached_groups(settings)
+    failure_groups = reads.cached_failure_groups(settings)
 except StoreUnavailable as error:
     st.error(f"Cannot read the requests: {error}")
     st.stop()
@@ -286,5 +265,5 @@ else:
     for number, failure_group in enumerate(failure_groups):
         title = f"{failure_group.error_type}: {failure_group.pattern}"[:200]
         # Error types and messages come from requests: literal text, never Markdown links or images.
-        with st.expander(f"{support.md_escape(title)} ({failure_group.count})", expanded=number == 0):
+        with st.expander(f"{formatting.md_escape(title)} ({failure_group.count})", expanded=number == 0):
             _group(failure_group)

@@ -7,7 +7,7 @@ is read-only; errors are shown as text.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import pandas as pd
 import plotly.express as px
@@ -17,106 +17,75 @@ from backend.computed.health import (
     HealthReport,
     Resolution,
     ResolvedBatch,
-    load_health,
     metrics_frame,
     per_minute_frame,
 )
-from backend.computed.stuck import ADVICE, StuckRequest
-from backend.dashboard import sign_in, support
-from backend.operations import Pipeline
+from backend.computed.stuck import ADVICE
+from backend.dashboard import controls, formatting, reads, sign_in
+from backend.deployed.health import Part
 from backend.roles import PermissionDenied
-from backend.settings import Settings
-from backend.store.actions import RequestActions
 from backend.store.calls import StoreUnavailable
+from backend.trigger_state import TriggerMode
 
 KEY_RECONCILE_ASKED: Final = "sd_health_reconcile_asked"
 KEY_RECONCILE_REPORT: Final = "sd_health_reconcile_report"
-DEPLOYED_READ_SECONDS: Final = 30
 
-settings = support.app_settings()
+settings = reads.app_settings()
 actor = sign_in.page_actor(settings)
 
 
-def pipeline_for(settings: Settings) -> Pipeline:
-    store = support.store_for(settings)
-    return Pipeline(settings, store, RequestActions(store.client, settings.table))
-
-
-@st.cache_data(ttl=support.CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
-def _local_health(key: str, now: int, _settings: Settings) -> HealthReport:
-    return load_health(_settings, support.store_for(_settings), now)
-
-
-# A deployed stack is read at most every 30 seconds: CloudWatch has one point a minute, and SQS can only
-# be peeked by receiving (each receive counts towards the queue's redrive policy).
-@st.cache_data(ttl=DEPLOYED_READ_SECONDS, max_entries=4, show_spinner="Reading the stack…")
-def _deployed_health(key: str, _settings: Settings) -> HealthReport:
-    return load_health(_settings, support.store_for(_settings), support.now_ms())
-
-
-def _health(now: int) -> HealthReport:
-    key = support.fingerprint(settings)
-    return _deployed_health(key, settings) if settings.stack else _local_health(key, now, settings)
-
-
-@st.cache_data(ttl=support.CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
-def _stuck(key: str, now: int, _settings: Settings) -> list[StuckRequest]:
-    return pipeline_for(_settings).stuck()
-
-
-def _ago(ms: Any, now: int) -> str:
+def _ago(ms: int | None, now: int) -> str:
     # "now" is rounded down to the second (the cache key), so a fresh heartbeat can be a little ahead of it.
-    if not isinstance(ms, int | float):
-        return support.NO_VALUE
-    return f"{support.fmt_duration(max(0, now - ms))} ago"
+    if ms is None:
+        return formatting.NO_VALUE
+    return f"{formatting.fmt_duration(max(0, now - ms))} ago"
 
 
 # ------------------------------------------------------------------------------------ trigger
 def _local_trigger(report: HealthReport, now: int) -> None:
-    local = report.local
-    if local is None or local.state is None:
+    state = report.local.state if report.local is not None else None
+    if state is None:
         st.error(
             f"The trigger has never run here (no state file at {settings.trigger_state_path}). "
             "Nothing processes new requests: start the stack with `make up`."
         )
         return
-    value = local.value
     if report.trigger.running:
-        st.success(f"Trigger running · heartbeat {_ago(value('heartbeatAt'), now)} · pid {value('pid')}")
-    elif value("state") == "Stopped":
-        st.error(f"Trigger stopped {_ago(value('heartbeatAt'), now)}: restart it (`make up`).")
+        st.success(f"Trigger running · heartbeat {_ago(state.heartbeat_at, now)} · pid {state.pid}")
+    elif state.mode is TriggerMode.STOPPED:
+        st.error(f"Trigger stopped {_ago(state.heartbeat_at, now)}: restart it (`make up`).")
     else:
         st.error(
-            f"Trigger not running: its last heartbeat was {_ago(value('heartbeatAt'), now)} "
+            f"Trigger not running: its last heartbeat was {_ago(state.heartbeat_at, now)} "
             "(the process died?). Restart it (`make up`)."
         )
     cols = st.columns(4)
-    cols[0].metric("Last batch", _ago(value("lastBatchAt"), now))
-    cols[1].metric("Last batch size", value("lastBatchSize") or 0)
-    cols[2].metric("Last batch result", value("lastBatchResult") or support.NO_VALUE)
-    age = value("iteratorAgeMs")
+    cols[0].metric("Last batch", _ago(state.last_batch_at, now))
+    cols[1].metric("Last batch size", state.last_batch_size)
+    cols[2].metric("Last batch result", state.last_batch_result or formatting.NO_VALUE)
+    age = state.iterator_age_ms
     cols[3].metric(
         "Iterator age",
-        support.fmt_duration(age) if isinstance(age, int | float) else support.NO_VALUE,
+        formatting.fmt_duration(age) if age is not None else formatting.NO_VALUE,
         help="Age of the last record of the latest batch when it was delivered (AWS's IteratorAge).",
     )
     cols = st.columns(4)
-    cols[0].metric("Batches", value("batches") or 0)
-    cols[1].metric("Records", value("records") or 0)
-    cols[2].metric("Function errors", value("functionErrors") or 0)
-    cols[3].metric("Records given up on", value("recordsSentToFailureDestination") or 0)
+    cols[0].metric("Batches", state.batches)
+    cols[1].metric("Records", state.records)
+    cols[2].metric("Function errors", state.function_errors)
+    cols[3].metric("Records given up on", state.records_sent_to_failure_destination)
     st.caption(
-        f"Filtered out before invocation: {value('filteredOut') or 0} · shards: {value('shards') or 0} · "
-        f"stream: {value('streamArn') or support.NO_VALUE}"
+        f"Filtered out before invocation: {state.filtered_out} · shards: {state.shards} · "
+        f"stream: {state.stream_arn or formatting.NO_VALUE}"
     )
-    if value("lastError"):
+    if state.last_error:
         st.caption("Last error")
-        st.code(str(value("lastError")), language="text", wrap_lines=True)
-    frame = per_minute_frame(local.state, now)
+        st.code(state.last_error, language="text", wrap_lines=True)
+    frame = per_minute_frame(state, now)
     if frame.empty:
         st.caption("No batch in the last hour.")
         return
-    zone = support.display_zone()
+    zone = formatting.display_zone()
     frame["time"] = frame["time"].dt.tz_convert(zone)
     figure = px.bar(
         frame,
@@ -136,14 +105,16 @@ def _deployed_trigger(report: HealthReport) -> None:
     deployed = report.deployed
     mapping = deployed.mapping if deployed else None
     if mapping is None:
-        st.warning("The event source mapping could not be read: " + report.errors.get("mapping", "unknown"))
+        st.warning(
+            "The event source mapping could not be read: " + report.errors.get(Part.MAPPING, "unknown")
+        )
     else:
         (st.success if mapping.enabled else st.error)(
             f"Event source mapping {mapping.uuid}: {mapping.state}"
             + (f" ({mapping.state_transition_reason})" if mapping.state_transition_reason else "")
         )
         st.caption(
-            f"Last processing result: {mapping.last_processing_result or support.NO_VALUE} · batch size "
+            f"Last processing result: {mapping.last_processing_result or formatting.NO_VALUE} · batch size "
             f"{mapping.batch_size} · retries {mapping.maximum_retry_attempts} · record age "
             f"{mapping.maximum_record_age_seconds} s · bisect {mapping.bisect_batch_on_function_error}"
         )
@@ -165,7 +136,7 @@ def _failed_batch(entry: ResolvedBatch, number: int) -> None:
     with st.container(border=True):
         st.markdown(f"**Batch of {batch.batch_size} record(s)** · {entry.resolution.value}")
         st.caption(
-            f"given up at {batch.timestamp or support.NO_VALUE} · "
+            f"given up at {batch.timestamp or formatting.NO_VALUE} · "
             f"{batch.condition or 'unknown condition'} · function error {batch.function_error or 'none'} · "
             f"shard {batch.shard_id} · sequence {batch.start_sequence_number} to {batch.end_sequence_number}"
         )
@@ -176,7 +147,7 @@ def _failed_batch(entry: ResolvedBatch, number: int) -> None:
                 pd.DataFrame(
                     {
                         "request": list(entry.request_ids),
-                        "open": [support.detail_href(i) for i in entry.request_ids],
+                        "open": [formatting.detail_href(i) for i in entry.request_ids],
                     }
                 ),
                 hide_index=True,
@@ -188,8 +159,8 @@ def _failed_batch(entry: ResolvedBatch, number: int) -> None:
 
 def _destination(report: HealthReport) -> None:
     st.subheader("Failure destination")
-    if "failure_destination" in report.errors or "failure_queue" in report.errors:
-        st.warning(report.errors.get("failure_destination") or report.errors.get("failure_queue", ""))
+    if Part.FAILURE_DESTINATION in report.errors or Part.FAILURE_QUEUE in report.errors:
+        st.warning(report.errors.get(Part.FAILURE_DESTINATION) or report.errors.get(Part.FAILURE_QUEUE, ""))
     if not report.failures:
         if report.failure_messages:
             st.caption(f"{report.failure_messages} message(s) waiting; none could be read just now.")
@@ -209,7 +180,7 @@ def _table(report: HealthReport) -> None:
     st.subheader("Table")
     info = report.table
     if info is None:
-        st.error(f"Cannot describe the table: {report.errors.get('table', 'unknown error')}")
+        st.error(f"Cannot describe the table: {report.errors.get(Part.TABLE, 'unknown error')}")
         return
     cols = st.columns(4)
     cols[0].metric("Items", f"{info.item_count:,}", help="Approximate: DynamoDB refreshes it every ~6 hours.")
@@ -222,7 +193,7 @@ def _table(report: HealthReport) -> None:
 # ------------------------------------------------------------------------------------ stuck
 def _reconcile() -> None:
     try:
-        results = pipeline_for(settings).reconcile(actor)
+        results = reads.pipeline_for(settings).reconcile(actor)
     except PermissionDenied as error:
         st.error(str(error))
         return
@@ -231,14 +202,12 @@ def _reconcile() -> None:
         return
     st.session_state[KEY_RECONCILE_REPORT] = [(r.request_id, r.outcome.value, r.detail) for r in results]
     st.session_state.pop(KEY_RECONCILE_ASKED, None)
-    support.clear_caches()
-    _stuck.clear()
-    _local_health.clear()
+    reads.clear_caches()
     st.rerun()
 
 
 def _stuck_section(now: int) -> None:
-    threshold = support.fmt_duration(settings.stuck_after_seconds * 1000)
+    threshold = formatting.fmt_duration(settings.stuck_after_ms)
     st.subheader("Stuck requests")
     st.caption(f"Pending or processing for over {threshold}.")
     report: list[tuple[str, str, str]] | None = st.session_state.get(KEY_RECONCILE_REPORT)
@@ -257,7 +226,7 @@ def _stuck_section(now: int) -> None:
                 st.session_state.pop(KEY_RECONCILE_REPORT, None)
                 st.rerun()
     try:
-        stuck = _stuck(support.fingerprint(settings), now, settings)
+        stuck = reads.cached_stuck(settings, now)
     except StoreUnavailable as error:
         st.error(f"Cannot read the requests: {error}")
         return
@@ -270,10 +239,10 @@ def _stuck_section(now: int) -> None:
                 {
                     "id": s.summary.id,
                     "status": s.summary.status,
-                    "idle": support.fmt_duration(s.idle_ms),
+                    "idle": formatting.fmt_duration(s.idle_ms),
                     "reason": s.reason.value,
                     "reconcile": "hands it back" if s.fixed_by_reconcile else "leaves it",
-                    "open": support.detail_href(s.summary.id),
+                    "open": formatting.detail_href(s.summary.id),
                 }
                 for s in stuck
             ],
@@ -315,10 +284,10 @@ if not actor.may_change:
     st.info(f"You are a {actor.role.value}: you see the pipeline's health; reconciling is for operators.")
 
 
-@st.fragment(run_every=support.refresh_interval(settings))
+@st.fragment(run_every=controls.refresh_interval(settings))
 def live_health() -> None:
-    now = support.now_ms()
-    report = _health(now)
+    now = reads.now_ms()
+    report = reads.cached_health(settings, now)
     st.subheader("Trigger" + (f" (stack {settings.stack})" if settings.stack else " (local twin)"))
     if report.deployed_mode:
         _deployed_trigger(report)
@@ -329,15 +298,15 @@ def live_health() -> None:
     other = {
         k: v
         for k, v in report.errors.items()
-        if k not in ("table", "failure_destination", "failure_queue", "mapping")
+        if k not in (Part.TABLE, Part.FAILURE_DESTINATION, Part.FAILURE_QUEUE, Part.MAPPING)
     }
     for part, problem in other.items():
-        st.warning(f"{part}: {support.md_escape(problem)}")
+        st.warning(f"{part}: {formatting.md_escape(problem)}")
 
 
-@st.fragment(run_every=support.refresh_interval(settings))
+@st.fragment(run_every=controls.refresh_interval(settings))
 def live_stuck() -> None:
-    _stuck_section(support.now_ms())
+    _stuck_section(reads.now_ms())
 
 
 live_health()

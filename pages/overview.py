@@ -10,13 +10,13 @@ from plotly.subplots import make_subplots
 
 from backend.computed.overview import Overview
 from backend.computed.stats import latency_over_time
-from backend.dashboard import sign_in, support
+from backend.dashboard import controls, formatting, reads, sign_in
 from backend.store.calls import StoreUnavailable
 
-settings = support.app_settings()
+settings = reads.app_settings()
 sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
 st.title("Overview")
-time_range = support.time_range_control("overview", allow_any=False, default="1 hour")
+time_range = controls.time_range_control("overview", allow_any=False, default="1 hour")
 
 
 def _metrics(overview: Overview) -> None:
@@ -28,10 +28,10 @@ def _metrics(overview: Overview) -> None:
     now_cols[2].metric(
         "Stuck now",
         live.stuck,
-        help=f"Pending or processing for over {support.fmt_duration(settings.stuck_after_seconds * 1000)}.",
+        help=f"Pending or processing for over {formatting.fmt_duration(settings.stuck_after_ms)}.",
     )
     now_cols[3].metric("Failed (open)", live.failed, help="Failed requests not redriven yet.")
-    now_cols[4].metric("Oldest pending", support.fmt_duration(live.oldest_pending_age_ms))
+    now_cols[4].metric("Oldest pending", formatting.fmt_duration(live.oldest_pending_age_ms))
 
     st.subheader(f"Created in the selected range ({time_range.label.lower()})")
     range_cols = st.columns(8)
@@ -58,7 +58,7 @@ def _metrics(overview: Overview) -> None:
 
 def _throughput_chart(overview: Overview) -> go.Figure:
     frame = overview.throughput.copy()
-    frame["time"] = frame["time"].dt.tz_convert(support.display_zone())
+    frame["time"] = frame["time"].dt.tz_convert(formatting.display_zone())
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     for column, colour in (("accepted", "#1f77b4"), ("succeeded", "#2ca02c"), ("failed", "#d62728")):
         figure.add_trace(go.Bar(x=frame["time"], y=frame[column], name=column, marker_color=colour))
@@ -83,7 +83,7 @@ def _throughput_chart(overview: Overview) -> go.Figure:
     figure.update_yaxes(
         title_text="failure rate %", secondary_y=True, range=[0, 100], tickvals=[0, 25, 50, 75, 100]
     )
-    figure.update_xaxes(title_text=f"one bar per {support.fmt_duration(overview.bucket_ms)}")
+    figure.update_xaxes(title_text=f"one bar per {formatting.fmt_duration(overview.bucket_ms)}")
     return figure
 
 
@@ -92,7 +92,7 @@ def _latency_time_chart(overview: Overview) -> go.Figure | None:
     if over_time.empty:
         return None
     long = over_time.melt(id_vars=["time", "stage"], value_vars=["p50", "p95", "p99"], var_name="percentile")
-    long["time"] = pd.to_datetime(long["time"], utc=True).dt.tz_convert(support.display_zone())
+    long["time"] = pd.to_datetime(long["time"], utc=True).dt.tz_convert(formatting.display_zone())
     figure = px.line(
         long,
         x="time",
@@ -107,7 +107,7 @@ def _latency_time_chart(overview: Overview) -> go.Figure | None:
     figure.update_layout(height=340, margin={"t": 40, "b": 10, "l": 10, "r": 10})
     # The whole selected range on the time axis, as on the throughput chart (one bucket of points would
     # otherwise be stretched across the chart with millisecond ticks).
-    zone = support.display_zone()
+    zone = formatting.display_zone()
     bounds = pd.to_datetime([overview.since_ms, overview.until_ms], unit="ms", utc=True).tz_convert(zone)
     figure.update_xaxes(range=[bounds[0], bounds[1]])
     return figure
@@ -140,19 +140,19 @@ def _latency_distribution(overview: Overview) -> go.Figure:
 def _percentile_table(overview: Overview) -> pd.DataFrame:
     table = overview.percentiles.copy()
     for column in ("p50", "p95", "p99"):
-        table[column] = table[column].map(support.fmt_duration)
+        table[column] = table[column].map(formatting.fmt_duration)
     return table
 
 
-@st.fragment(run_every=support.refresh_interval(settings))
+@st.fragment(run_every=controls.refresh_interval(settings))
 def live_overview() -> None:
     """Everything below the range control; re-runs on its own every refresh interval."""
-    now = support.now_ms()
+    now = reads.now_ms()
     since, until = time_range.bounds(now)
     assert since is not None and until is not None  # the overview has no "any time" choice
     try:
-        overview = support.cached_overview(settings, since, until, now)
-        empty = overview.examined == 0 and support.cached_table_is_empty(settings)
+        overview = reads.cached_overview(settings, since, until, now)
+        empty = overview.examined == 0 and reads.cached_table_is_empty(settings)
     except StoreUnavailable as error:
         st.error(f"Cannot read the requests: {error}")
         return
@@ -163,9 +163,9 @@ def live_overview() -> None:
         )
         return
     st.caption(
-        f"{support.fmt_time(since, zone=support.display_zone())} to "
-        f"{support.fmt_time(until, zone=support.display_zone())} · read {overview.examined} item(s) · "
-        f"updated {support.fmt_time(now, zone=support.display_zone())}"
+        f"{formatting.fmt_time(since, zone=formatting.display_zone())} to "
+        f"{formatting.fmt_time(until, zone=formatting.display_zone())} · read {overview.examined} item(s) · "
+        f"updated {formatting.fmt_time(now, zone=formatting.display_zone())}"
     )
     _metrics(overview)
 

@@ -7,17 +7,16 @@ Bodies, errors and tracebacks are shown as text (``st.code``), never as HTML or 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard import sign_in, support
+from backend.dashboard import controls, export, formatting, reads, sign_in
 from backend.settings import Settings
 from backend.store.calls import StoreUnavailable
-from backend.store.models import DEFAULT_RANGE_MS, OPEN_STATES, RequestDetail, RequestFilter
+from backend.store.models import RecordedError, RequestDetail, RequestFilter
 
-settings = support.app_settings()
+settings = reads.app_settings()
 sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
 
 
@@ -25,36 +24,36 @@ sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_ac
 def render_detail(settings: Settings, request_id: str) -> None:
     """Everything about one request. Re-reads on every refresh while it is not finished."""
     try:
-        detail = support.cached_detail(settings, request_id)
+        detail = reads.cached_detail(settings, request_id)
     except StoreUnavailable as error:
         st.error(f"Cannot read the requests: {error}")
         return
     if detail is None:
-        table = support.md_escape(settings.table)
-        st.warning(f"No request with id {support.md_escape(request_id)} in table {table}.")
+        table = formatting.md_escape(settings.table)
+        st.warning(f"No request with id {formatting.md_escape(request_id)} in table {table}.")
         return
     _detail_body(settings, detail)
 
 
 def _detail_body(settings: Settings, detail: RequestDetail) -> None:
     s = detail.summary
-    now = support.now_ms()
-    zone = support.display_zone()
+    now = reads.now_ms()
+    zone = formatting.display_zone()
     st.subheader("Request")
     st.code(s.id, language="text")
-    flags = support.flags(s, now, settings)
+    flags = formatting.flags(s, now, settings)
     cols = st.columns(4)
     cols[0].metric("Status", s.status or "(missing)")
     cols[1].metric("Attempts", s.attempts)
-    cols[2].metric("End to end", support.fmt_duration(_span(s.created_at, s.finished_at)))
+    cols[2].metric("End to end", formatting.fmt_duration(_span(s.created_at, s.finished_at)))
     cols[3].metric(
         "Expires",
-        support.fmt_expiry(s.ttl, now),
+        formatting.fmt_expiry(s.ttl, now),
         help="DynamoDB's TTL deletes a succeeded request after its retention; failed ones are kept.",
     )
     st.caption(
-        f"Created {support.fmt_time(s.created_at, precise=True, zone=zone)} · "
-        f"last update {support.fmt_time(s.updated_at, precise=True, zone=zone)}"
+        f"Created {formatting.fmt_time(s.created_at, precise=True, zone=zone)} · "
+        f"last update {formatting.fmt_time(s.updated_at, precise=True, zone=zone)}"
     )
     if flags:
         st.caption("Flags: " + "; ".join(flags))
@@ -66,33 +65,33 @@ def _detail_body(settings: Settings, detail: RequestDetail) -> None:
         )
 
     st.markdown("**Timeline**")
-    timeline = support.timeline_frame(detail, zone)
+    timeline = formatting.timeline_frame(detail, zone)
     if timeline.empty:
         st.info("No timestamps recorded for this request.")
     else:
         st.dataframe(timeline, hide_index=True, key=f"timeline_{s.id}")
 
     st.markdown("**Body**")
-    text, language = support.pretty_body(detail.body)
+    text, language = formatting.pretty_body(detail.body)
     st.code(text, language=language, wrap_lines=True)
 
-    if detail.error:
+    if detail.failure is not None:
         st.markdown("**Error**")
-        _error_block(detail.error, "error")
-    if detail.last_error:
+        _error_block(detail.failure)
+    if detail.transient_failure is not None:
         st.markdown("**Latest transient error** (retries remain)")
-        _error_block(detail.last_error, "last_error")
+        _error_block(detail.transient_failure)
 
     st.markdown("**Completed steps**")
     if detail.steps:
         steps = pd.DataFrame(
             [
                 {
-                    "step": name,
-                    "at": support.fmt_time(_int_or_none(step.get("at")), precise=True, zone=zone),
-                    "attempt": str(step.get("attempt", "")),
+                    "step": step.name,
+                    "at": formatting.fmt_time(step.at, precise=True, zone=zone),
+                    "attempt": "" if step.attempt is None else str(step.attempt),
                 }
-                for name, step in sorted(detail.steps.items(), key=_step_time)
+                for step in detail.completed_steps
             ]
         )
         st.dataframe(steps, hide_index=True, key=f"steps_{s.id}")
@@ -108,30 +107,18 @@ def _detail_body(settings: Settings, detail: RequestDetail) -> None:
         )
 
     with st.expander("Every attribute, as stored", expanded=False):
-        st.code(support.json_text(detail.attributes), language="json", wrap_lines=True)
+        st.code(formatting.json_text(detail.attributes), language="json", wrap_lines=True)
 
 
 def _span(start: int | None, end: int | None) -> int | None:
     return end - start if start is not None and end is not None else None
 
 
-def _step_time(entry: tuple[str, dict[str, Any]]) -> float:
-    # DynamoDB keeps no order in a map: show the steps in the order they were completed.
-    at = entry[1].get("at")
-    return float(at) if isinstance(at, int | float) else float("inf")
-
-
-def _int_or_none(value: Any) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
-
-
-def _error_block(error: dict[str, Any], key: str) -> None:
-    summary = {k: error.get(k) for k in ("type", "message", "step", "transient") if k in error}
-    st.code(support.json_text(summary), language="json", wrap_lines=True)
-    traceback = error.get("traceback")
-    if traceback:
+def _error_block(error: RecordedError) -> None:
+    st.code(formatting.json_text(error.summary), language="json", wrap_lines=True)
+    if error.traceback:
         st.caption("Traceback")
-        st.code(str(traceback), language="text")
+        st.code(error.traceback, language="text")
 
 
 # ------------------------------------------------------------------------------------ list
@@ -140,24 +127,22 @@ class Choice:
     """What the filter controls say; resolved into a RequestFilter against a moment ("anchor")."""
 
     states: frozenset[str]
-    time_range: support.TimeRange
+    time_range: controls.TimeRange
     request_id: str | None
     text: str | None
 
     def at(self, anchor: int) -> RequestFilter:
         since, until = self.time_range.bounds(anchor)
-        if since is None and until is None and not (self.states and self.states <= OPEN_STATES):
-            # The default range, said outright so that the list and its export cover the same requests.
-            since, until = anchor - DEFAULT_RANGE_MS, anchor
-        return RequestFilter(self.states, since, until, self.request_id, self.text)
+        # The list's default range said outright, so that the list and its export cover the same requests.
+        return RequestFilter(self.states, since, until, self.request_id, self.text).bounded(anchor)
 
 
 def _filter_controls() -> Choice:
     with st.container(border=True):
         states = st.multiselect(
-            "States", support.STATE_CHOICES, key="requests_states", placeholder="all states"
+            "States", controls.STATE_CHOICES, key="requests_states", placeholder="all states"
         )
-        time_range = support.time_range_control("requests", allow_any=True, default=support.ANY_TIME)
+        time_range = controls.time_range_control("requests", allow_any=True, default=controls.ANY_TIME)
         left, right = st.columns(2)
         request_id = left.text_input("Exact id", key="requests_id").strip()
         text = right.text_input("Text in body or error", key="requests_text").strip()
@@ -167,50 +152,46 @@ def _filter_controls() -> Choice:
 def _token_stack(choice: Choice) -> list[str | None]:
     """The page tokens seen so far for this filter; a different filter starts again at page 1."""
     signature = repr((sorted(choice.states), choice.time_range, choice.request_id, choice.text))
-    if st.session_state.get(support.KEY_FILTER_SIGNATURE) != signature:
-        st.session_state[support.KEY_FILTER_SIGNATURE] = signature
-        st.session_state[support.KEY_TOKENS] = [None]
-        st.session_state.pop(support.KEY_SELECTED, None)
-    tokens: list[str | None] = st.session_state[support.KEY_TOKENS]
+    if st.session_state.get(controls.KEY_FILTER_SIGNATURE) != signature:
+        st.session_state[controls.KEY_FILTER_SIGNATURE] = signature
+        st.session_state[controls.KEY_TOKENS] = [None]
+        st.session_state.pop(controls.KEY_SELECTED, None)
+    tokens: list[str | None] = st.session_state[controls.KEY_TOKENS]
     return tokens
 
 
 def _next_page(token: str, anchor: int) -> None:
     # Later pages keep the moment page 1 was read at: a token only makes sense with the same filter.
-    if len(st.session_state[support.KEY_TOKENS]) == 1:
-        st.session_state[support.KEY_ANCHOR] = anchor
-    st.session_state[support.KEY_TOKENS].append(token)
-    st.session_state.pop(support.KEY_SELECTED, None)
+    if len(st.session_state[controls.KEY_TOKENS]) == 1:
+        st.session_state[controls.KEY_ANCHOR] = anchor
+    st.session_state[controls.KEY_TOKENS].append(token)
+    st.session_state.pop(controls.KEY_SELECTED, None)
 
 
 def _previous_page() -> None:
-    tokens = st.session_state[support.KEY_TOKENS]
+    tokens = st.session_state[controls.KEY_TOKENS]
     if len(tokens) > 1:
         tokens.pop()
-    st.session_state.pop(support.KEY_SELECTED, None)
+    st.session_state.pop(controls.KEY_SELECTED, None)
 
 
 def _select_from_table(ids: list[str]) -> None:
     """Turns the table's row selection into a request id (ids survive a refresh; row numbers do not)."""
-    state = st.session_state.get(support.KEY_TABLE)
+    state = st.session_state.get(controls.KEY_TABLE)
     rows = list(state.selection.rows) if state is not None else []
     if rows and rows[0] < len(ids):
-        st.session_state[support.KEY_SELECTED] = ids[rows[0]]
+        st.session_state[controls.KEY_SELECTED] = ids[rows[0]]
     elif not rows:
-        st.session_state.pop(support.KEY_SELECTED, None)  # unticking the row closes the detail
+        st.session_state.pop(controls.KEY_SELECTED, None)  # unticking the row closes the detail
 
 
 def _export_buttons(choice: Choice) -> None:
     """CSV and JSON of everything the filter matches, generated only when a button is clicked."""
-    try:
-        store = support.store_for(settings)
-    except StoreUnavailable:
-        return  # the list below says what is wrong
-    flt = choice.at(support.now_ms())
+    flt = choice.at(reads.now_ms())
     row = st.container(horizontal=True)
     row.download_button(
         "Export CSV",
-        data=support.deferred(lambda: support.export_csv(store.export(flt)), "CSV"),
+        data=export.deferred(lambda: export.export_csv(reads.export_details(settings, flt)), "CSV"),
         file_name="streamdesk-requests.csv",
         mime="text/csv",
         on_click="ignore",
@@ -218,7 +199,7 @@ def _export_buttons(choice: Choice) -> None:
     )
     row.download_button(
         "Export JSON",
-        data=support.deferred(lambda: support.export_json(store.export(flt)), "JSON"),
+        data=export.deferred(lambda: export.export_json(reads.export_details(settings, flt)), "JSON"),
         file_name="streamdesk-requests.json",
         mime="application/json",
         on_click="ignore",
@@ -229,15 +210,15 @@ def _export_buttons(choice: Choice) -> None:
 def render_list(choice: Choice) -> None:
     tokens = _token_stack(choice)
 
-    @st.fragment(run_every=support.refresh_interval(settings))
+    @st.fragment(run_every=controls.refresh_interval(settings))
     def live_list() -> None:
-        now = support.now_ms()
+        now = reads.now_ms()
         # Page 1 follows the clock; later pages stay on the moment page 1 was read at.
-        anchor = now if len(tokens) == 1 else int(st.session_state.get(support.KEY_ANCHOR, now))
+        anchor = now if len(tokens) == 1 else int(st.session_state.get(controls.KEY_ANCHOR, now))
         flt = choice.at(anchor)
         try:
-            page = support.cached_page(settings, flt, settings.page_size, tokens[-1])
-            empty_table = not page.items and len(tokens) == 1 and support.cached_table_is_empty(settings)
+            page = reads.cached_page(settings, flt, settings.page_size, tokens[-1])
+            empty_table = not page.items and len(tokens) == 1 and reads.cached_table_is_empty(settings)
         except StoreUnavailable as error:
             st.error(f"Cannot read the requests: {error}")
             return
@@ -251,17 +232,17 @@ def render_list(choice: Choice) -> None:
         if page.items:
             st.caption(
                 f"Page {len(tokens)}: requests {first + 1} to {first + len(page.items)}, newest first · "
-                f"updated {support.fmt_time(now, zone=support.display_zone())}"
+                f"updated {formatting.fmt_time(now, zone=formatting.display_zone())}"
             )
         else:
             st.info("No request matches this filter.")
         ids = [item.id for item in page.items]
         st.dataframe(
-            support.summaries_frame(page.items, now, settings),
+            formatting.summaries_frame(page.items, now, settings),
             hide_index=True,
             on_select=lambda: _select_from_table(ids),
             selection_mode="single-row",
-            key=support.KEY_TABLE,
+            key=controls.KEY_TABLE,
         )
         row = st.container(horizontal=True)
         row.button("← Previous", disabled=len(tokens) == 1, on_click=_previous_page, key="page_previous")
@@ -270,21 +251,21 @@ def render_list(choice: Choice) -> None:
         else:
             row.button("Next →", disabled=True, key="page_next")
 
-        if st.session_state.get(support.KEY_SELECTED) not in ids:
-            st.session_state.pop(support.KEY_SELECTED, None)
+        if st.session_state.get(controls.KEY_SELECTED) not in ids:
+            st.session_state.pop(controls.KEY_SELECTED, None)
         chosen = st.selectbox(
             "Open a request (or select a row above)",
             ids,
             index=None,
             placeholder="choose an id",
-            key=support.KEY_SELECTED,
+            key=controls.KEY_SELECTED,
         )
         if chosen:
             st.page_link(
                 "pages/requests.py",
                 label="Link to this request",
                 icon=":material/link:",
-                query_params=support.detail_query(chosen),
+                query_params=formatting.detail_query(chosen),
             )
             render_detail(settings, chosen)
 
@@ -292,7 +273,7 @@ def render_list(choice: Choice) -> None:
 
 
 # ------------------------------------------------------------------------------------ page
-requested_id = st.query_params.get("id")
+requested_id = st.query_params.get(formatting.DETAIL_PARAM)
 if requested_id is not None and requested_id.strip():
     detail_id: str = requested_id.strip()
     st.title("Request detail")
@@ -300,7 +281,7 @@ if requested_id is not None and requested_id.strip():
         st.query_params.clear()
         st.rerun()
 
-    @st.fragment(run_every=support.refresh_interval(settings))
+    @st.fragment(run_every=controls.refresh_interval(settings))
     def live_detail() -> None:
         render_detail(settings, detail_id)
 

@@ -10,15 +10,14 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-from streamdesk_processor.item import FINAL_STATES
 
 from backend import operations
 from backend.api_client import ApiClient, ApiUnreachable
-from backend.dashboard import sign_in, support
+from backend.dashboard import controls, formatting, reads, sign_in
 from backend.roles import PermissionDenied
 from backend.samples import SAMPLES
 
-settings = support.app_settings()
+settings = reads.app_settings()
 MAX_SENT_SHOWN = 50
 
 
@@ -28,26 +27,26 @@ def _client() -> ApiClient:
 
 
 def _load_example() -> None:
-    name = st.session_state.get(support.KEY_EXAMPLE)
+    name = st.session_state.get(controls.KEY_EXAMPLE)
     if name in SAMPLES:
-        st.session_state[support.KEY_BODY] = json.dumps(SAMPLES[name], indent=2)
+        st.session_state[controls.KEY_BODY] = json.dumps(SAMPLES[name], indent=2)
 
 
 def _send(text: str) -> None:
     """Validates and sends; the outcome is kept in the session so it survives the next rerun."""
-    _, problem = support.parse_body(text)
+    _, problem = formatting.parse_body(text)
     if problem:
-        st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": problem}
+        st.session_state[controls.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": problem}
         return
     try:
         # The text as typed: the API stores the body exactly as received.
         with _client() as client:
             result = operations.submit(client, text, sign_in.page_actor(settings))
     except PermissionDenied as error:  # the backend's word, whatever the page showed
-        st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": str(error)}
+        st.session_state[controls.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": str(error)}
         return
     except ApiUnreachable as error:
-        st.session_state[support.KEY_LAST_SUBMIT] = {"kind": "unreachable", "message": str(error)}
+        st.session_state[controls.KEY_LAST_SUBMIT] = {"kind": "unreachable", "message": str(error)}
         return
     outcome: dict[str, Any] = {
         "kind": "answer",
@@ -56,15 +55,15 @@ def _send(text: str) -> None:
         "message": result.message,
         "elapsed_ms": result.elapsed_ms,
     }
-    st.session_state[support.KEY_LAST_SUBMIT] = outcome
+    st.session_state[controls.KEY_LAST_SUBMIT] = outcome
     if result.id and 200 <= result.status_code < 300:
-        sent: list[dict[str, Any]] = st.session_state.setdefault(support.KEY_SENT, [])
+        sent: list[dict[str, Any]] = st.session_state.setdefault(controls.KEY_SENT, [])
         sent.insert(
             0,
             {
                 "id": result.id,
-                "sent": support.now_ms(),
-                "example": st.session_state.get(support.KEY_EXAMPLE) or "(typed)",
+                "sent": reads.now_ms(),
+                "example": st.session_state.get(controls.KEY_EXAMPLE) or "(typed)",
                 "status_code": result.status_code,
                 "elapsed_ms": result.elapsed_ms,
             },
@@ -84,8 +83,8 @@ def _show_outcome(outcome: dict[str, Any]) -> str | None:
     code = int(outcome["status_code"])
     cols = st.columns(3)
     cols[0].metric("HTTP status", code)
-    cols[1].metric("Acknowledged in", support.fmt_duration(outcome["elapsed_ms"]))
-    cols[2].metric("Request id", outcome["id"] or support.NO_VALUE)
+    cols[1].metric("Acknowledged in", formatting.fmt_duration(outcome["elapsed_ms"]))
+    cols[2].metric("Request id", outcome["id"] or formatting.NO_VALUE)
     if code == 403:
         st.error("The API refused the key (403 Forbidden): check STREAMDESK_API_KEY.")
         return None
@@ -100,9 +99,9 @@ def _show_outcome(outcome: dict[str, Any]) -> str | None:
 
 def _follow(request_id: str) -> None:
     """Polls GET /requests/{id} until the request is finished (then stops polling)."""
-    done: set[str] = st.session_state.setdefault(support.KEY_FOLLOW_DONE, set())
-    polling = request_id not in done and support.refresh_interval(settings) is not None
-    interval = support.FOLLOW_POLL_SECONDS if polling else None
+    done: set[str] = st.session_state.setdefault(controls.KEY_FOLLOW_DONE, set())
+    polling = request_id not in done and controls.refresh_interval(settings) is not None
+    interval = controls.FOLLOW_POLL_SECONDS if polling else None
 
     @st.fragment(run_every=interval)
     def live_status() -> None:
@@ -117,31 +116,33 @@ def _follow(request_id: str) -> None:
             st.error("The API refused the key (403 Forbidden): check STREAMDESK_API_KEY.")
             return
         if answer.status_code == 404:
-            st.warning(f"No request with id {support.md_escape(request_id)} (yet).")
+            st.warning(f"No request with id {formatting.md_escape(request_id)} (yet).")
             return
         if answer.status_code != 200:
             st.warning(f"GET /requests/{request_id} answered HTTP {answer.status_code}.")
             if answer.message:
                 st.code(str(answer.message), language="text")
             return
-        fields = answer.fields or {}
-        status = str(fields.get("status", ""))
+        request = answer.request
+        if request is None:
+            st.warning(f"GET /requests/{request_id} answered no request.")
+            return
         cols = st.columns(4)
-        cols[0].metric("Status", status or "(missing)")
-        cols[1].metric("Attempts", str(fields.get("attempts", 0)))
-        cols[2].metric("Queue wait", support.fmt_duration(_span(fields, "createdAt", "startedAt")))
-        cols[3].metric("End to end", support.fmt_duration(_span(fields, "createdAt", "finishedAt")))
-        if fields.get("error"):
+        cols[0].metric("Status", request.status or "(missing)")
+        cols[1].metric("Attempts", str(request.attempts))
+        cols[2].metric("Queue wait", formatting.fmt_duration(request.queue_wait_ms))
+        cols[3].metric("End to end", formatting.fmt_duration(request.end_to_end_ms))
+        if request.error:
             st.caption("Error")
-            st.code(support.json_text(fields["error"]), language="json", wrap_lines=True)
-        if fields.get("result"):
+            st.code(formatting.json_text(request.error), language="json", wrap_lines=True)
+        if request.result:
             st.caption("Result")
-            st.code(support.json_text(fields["result"]), language="json", wrap_lines=True)
-        finished = status in FINAL_STATES
+            st.code(formatting.json_text(request.result), language="json", wrap_lines=True)
+        finished = request.finished
         if finished:
             done.add(request_id)
         if polling and not finished:
-            st.caption(f"Checking again every {support.FOLLOW_POLL_SECONDS:g} s until it finishes…")
+            st.caption(f"Checking again every {controls.FOLLOW_POLL_SECONDS:g} s until it finishes…")
         elif not polling and not finished:
             st.caption("Auto-refresh is paused: use Refresh now in the sidebar to check again.")
         if finished and polling:
@@ -153,34 +154,27 @@ def _follow(request_id: str) -> None:
         "pages/requests.py",
         label="Open its detail",
         icon=":material/open_in_new:",
-        query_params=support.detail_query(request_id),
+        query_params=formatting.detail_query(request_id),
     )
 
 
-def _span(fields: dict[str, Any], start: str, end: str) -> int | None:
-    a, b = fields.get(start), fields.get(end)
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return int(b - a)
-    return None
-
-
 def _sent_list() -> None:
-    sent: list[dict[str, Any]] = st.session_state.get(support.KEY_SENT, [])
+    sent: list[dict[str, Any]] = st.session_state.get(controls.KEY_SENT, [])
     st.subheader("Sent from this browser")
     if not sent:
         st.caption("Nothing sent yet in this session.")
         return
-    zone = support.display_zone()
+    zone = formatting.display_zone()
     table = pd.DataFrame(
         [
             {
                 "id": entry["id"],
-                "sent": support.fmt_time(entry["sent"], zone=zone),
+                "sent": formatting.fmt_time(entry["sent"], zone=zone),
                 "example": entry["example"],
                 "HTTP": entry["status_code"],
-                "acknowledged in": support.fmt_duration(entry["elapsed_ms"]),
+                "acknowledged in": formatting.fmt_duration(entry["elapsed_ms"]),
                 # Relative to this page's URL, so it also works under a base path or a proxy.
-                "detail": support.detail_href(entry["id"]),
+                "detail": formatting.detail_href(entry["id"]),
             }
             for entry in sent
         ]
@@ -204,16 +198,16 @@ st.selectbox(
     list(SAMPLES),
     index=None,
     placeholder="choose an example",
-    key=support.KEY_EXAMPLE,
+    key=controls.KEY_EXAMPLE,
     on_change=_load_example,
 )
-if support.KEY_BODY not in st.session_state:
-    st.session_state[support.KEY_BODY] = json.dumps(next(iter(SAMPLES.values())), indent=2)
-body = st.text_area("Body (a JSON object)", key=support.KEY_BODY, height=220)
+if controls.KEY_BODY not in st.session_state:
+    st.session_state[controls.KEY_BODY] = json.dumps(next(iter(SAMPLES.values())), indent=2)
+body = st.text_area("Body (a JSON object)", key=controls.KEY_BODY, height=220)
 if st.button("Send", type="primary", key="submit_send"):
     _send(body)
 
-last = st.session_state.get(support.KEY_LAST_SUBMIT)
+last = st.session_state.get(controls.KEY_LAST_SUBMIT)
 follow_id = _show_outcome(last) if last else None
 if follow_id:
     _follow(follow_id)

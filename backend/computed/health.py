@@ -1,7 +1,7 @@
 """Pipeline health for the dashboard's Health page: the trigger, its failure destination, the table.
 
 Locally the trigger twin reports through its files (``trigger/state.json`` and
-``trigger/failure-destination.jsonl``, read by :mod:`backend.trigger_status`); on AWS the event source
+``trigger/failure-destination.jsonl``, read by :mod:`backend.trigger_state`); on AWS the event source
 mapping, CloudWatch and the on-failure queue tell the same (:mod:`backend.deployed.health`).
 
 A failure-destination message holds no records, only a shard and a range of sequence numbers
@@ -31,6 +31,7 @@ from backend.deployed.health import (
     DeployedHealth,
     FailedBatch,
     FailureMessageError,
+    Part,
     health_from,
     parse_failure_message,
 )
@@ -38,6 +39,7 @@ from backend.settings import Settings
 from backend.store.calls import StoreUnavailable
 from backend.store.models import TableInfo
 from backend.store.reader import RequestStore
+from backend.trigger_state import TriggerState, read_failure_destination, read_trigger_state
 
 log = logging.getLogger(__name__)
 
@@ -190,27 +192,20 @@ def parse_messages(messages: Iterable[Any]) -> tuple[list[FailedBatch], list[str
 class LocalTrigger:
     """The local trigger twin as its state file describes it (``state`` is None when it never ran)."""
 
-    state: dict[str, Any] | None
+    state: TriggerState | None
     health: TriggerHealth
 
-    def value(self, name: str) -> Any:
-        return (self.state or {}).get(name)
 
-
-def per_minute_frame(state: Mapping[str, Any] | None, now_ms: int | None = None) -> pd.DataFrame:
-    """``perMinute`` of the trigger's state as a long frame: time (UTC), metric, value.
+def per_minute_frame(state: TriggerState | None, now_ms: int | None = None) -> pd.DataFrame:
+    """The trigger's per-minute counts as a long frame: time (UTC), metric, value.
 
     With ``now_ms``, every minute of the hour before it is present (0 where the trigger saw nothing), so
     a chart shows the quiet minutes too.
     """
-    counts: dict[int, dict[str, float]] = {}
-    for entry in (state or {}).get("perMinute") or []:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("minute"), int | float):
-            continue
-        counts[int(entry["minute"])] = {
-            column: (value if isinstance(value := entry.get(column, 0), int | float) else 0)
-            for column in PER_MINUTE_COLUMNS
-        }
+    counts: dict[int, dict[str, float]] = {
+        entry.minute: {column: getattr(entry, column) for column in PER_MINUTE_COLUMNS}
+        for entry in (state.per_minute if state is not None else [])
+    }
     if now_ms is not None and counts:
         last = now_ms // MINUTE_MS * MINUTE_MS
         for minute in range(last - (PER_MINUTE_SHOWN - 1) * MINUTE_MS, last + 1, MINUTE_MS):
@@ -245,16 +240,12 @@ class HealthReport:
 
 
 def local_trigger(settings: Settings, now_ms: int) -> LocalTrigger:
-    from backend.trigger_status import read_trigger_state
-
     state = read_trigger_state(settings)
     return LocalTrigger(state, TriggerHealth.from_local_state(state, now_ms))
 
 
 def _local_failures(settings: Settings) -> list[Any]:
     """The local destination's messages, newest first."""
-    from backend.trigger_status import read_failure_destination
-
     return list(read_failure_destination(settings))
 
 
@@ -273,7 +264,7 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
         table = store.table_info()
         stream_arn = table.latest_stream_arn
     except StoreUnavailable as error:
-        errors["table"] = str(error)
+        errors[Part.TABLE] = str(error)
 
     if settings.stack:
         return _deployed_report(settings, table, stream_arn, now_ms, errors)
@@ -283,7 +274,7 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
         local = local_trigger(settings, now_ms)
         trigger = local.health
     except (OSError, ValueError) as error:
-        errors["trigger"] = f"cannot read the trigger's state file: {error}"
+        errors[Part.TRIGGER] = f"cannot read the trigger's state file: {error}"
         trigger = TriggerHealth(running=None)
     failures: list[ResolvedBatch] = []
     count = 0
@@ -291,11 +282,11 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
         batches, problems = parse_messages(_local_failures(settings))
         count = len(batches)
         if problems:
-            errors["failure_destination"] = "; ".join(problems[:5])
+            errors[Part.FAILURE_DESTINATION] = "; ".join(problems[:5])
         if batches:
             failures = _resolve_all(streams_client(settings), batches, now_ms, stream_arn)
     except (OSError, ValueError) as error:
-        errors["failure_destination"] = f"cannot read the failure destination: {error}"
+        errors[Part.FAILURE_DESTINATION] = f"cannot read the failure destination: {error}"
     return HealthReport(False, trigger, local, None, failures, count, table, errors)
 
 
@@ -310,7 +301,7 @@ def _deployed_report(
     try:
         outputs = stack_outputs(settings.stack, session.client("cloudformation", settings.region))
     except (StackError, BotoCoreError) as error:
-        errors["stack"] = str(error)
+        errors[Part.STACK] = str(error)
         return HealthReport(True, TriggerHealth(running=None), None, None, [], 0, table, errors)
     deployed = collect(outputs, session, region=settings.region)
     streams = session.client("dynamodbstreams", settings.region)

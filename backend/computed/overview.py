@@ -42,8 +42,8 @@ def load_overview(
     store: RequestStore, settings: Settings, since_ms: int, until_ms: int, now_ms: int
 ) -> Overview:
     """What the overview shows for requests created in ``[since_ms, until_ms]``, judged at ``now_ms``."""
-    horizon_ms = int(settings.expiring_horizon_hours * 3_600_000)
-    stuck_ms = int(settings.stuck_after_seconds * 1000)
+    horizon_ms = settings.expiring_horizon_ms
+    stuck_ms = settings.stuck_after_ms
 
     in_range, read_range = store.read_window(since_ms, until_ms)
     # Pending and processing items are needed in full (stuck, oldest wait); failures only as a number:

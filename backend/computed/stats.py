@@ -12,13 +12,14 @@ Conventions (the tests pin the boundaries):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import MS_PER_DAY, Status
 
+from backend.clock import HOUR_MS
 from backend.store.models import RequestSummary
 
 # Candidate bucket widths for charts, smallest first.
@@ -27,9 +28,9 @@ BUCKET_CHOICES_MS: tuple[int, ...] = (
     60_000,
     5 * 60_000,
     15 * 60_000,
-    3_600_000,
-    6 * 3_600_000,
-    86_400_000,
+    HOUR_MS,
+    6 * HOUR_MS,
+    MS_PER_DAY,
 )
 # The bucket count a chart looks best with; the choice minimises the distance to it on a log scale.
 TARGET_BUCKETS = 45
@@ -117,9 +118,6 @@ class StateCounts:
     unknown: int = 0
     # Age of the longest wait among PENDING requests (from createdAt, or redrivenAt after a redrive).
     oldest_pending_age_ms: int | None = None
-
-    def as_dict(self) -> dict[str, int | None]:
-        return asdict(self)
 
 
 def count_states(

@@ -12,15 +12,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import MS_PER_DAY, Status
 
 from backend.computed.stats import stuck_for_ms
 from backend.roles import Actor
 from backend.store.actions import ActionResult, RequestActions
 from backend.store.models import RequestSummary
+from backend.trigger_state import TriggerState
 
-STREAM_RETENTION_MS = 24 * 3600 * 1000  # DynamoDB Streams keep records for 24 hours
-TRIGGER_SILENT_AFTER_MS = 15_000  # the local trigger writes a heartbeat every second or so
+STREAM_RETENTION_MS = MS_PER_DAY  # DynamoDB Streams keep records for 24 hours
 TRIGGER_LAGGING_AFTER_MS = 60_000  # iterator age beyond this is a backlog
 
 
@@ -59,23 +59,16 @@ class TriggerHealth:
     heartbeat_at: int | None = None
 
     @classmethod
-    def from_local_state(cls, state: dict[str, object] | None, now_ms: int) -> TriggerHealth:
-        """From the local trigger's state.json (None when it never ran)."""
-        if not state:
+    def from_local_state(cls, state: TriggerState | None, now_ms: int) -> TriggerHealth:
+        """From the local trigger's state file (None when it never ran)."""
+        if state is None:
             return cls(running=False)
-        heartbeat = _int(state.get("heartbeatAt"))
-        alive = state.get("state") != "Stopped" and heartbeat is not None
-        alive = alive and now_ms - (heartbeat or 0) <= TRIGGER_SILENT_AFTER_MS
         return cls(
-            running=alive,
-            iterator_age_ms=_int(state.get("iteratorAgeMs")),
-            last_batch_at=_int(state.get("lastBatchAt")),
-            heartbeat_at=heartbeat,
+            running=state.is_alive(now_ms),
+            iterator_age_ms=state.iterator_age_ms,
+            last_batch_at=state.last_batch_at,
+            heartbeat_at=state.heartbeat_at,
         )
-
-
-def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) else None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import streamlit as st
 
 from backend.roles import Actor, Role
-from backend.settings import Settings
+from backend.settings import LOOPBACK_ADDRESSES, Settings
 
 SESSION_ACTOR = "streamdesk.actor"  # the password form's signed-in actor
 # Who this browser session acts as, set by dashboard.py on every run before the page runs.
@@ -56,9 +56,6 @@ def role_for_password(settings: Settings, password: str) -> Role | None:
         if secret is not None and hmac.compare_digest(given, secret.get_secret_value().encode()):
             return role
     return None
-
-
-LOOPBACK_ADDRESSES = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def server_listens_on_loopback_only() -> bool:
@@ -142,7 +139,7 @@ def sign_out() -> None:
 def describe(actor: Actor, settings: Settings) -> str:
     """One line for the sidebar: who, which role, and how they got it."""
     mode = sign_in_mode(settings)
-    from backend.dashboard.support import md_escape  # the name comes from a sign-in provider: data
+    from backend.dashboard.formatting import md_escape  # the name comes from a sign-in provider: data
 
     text = f"Signed in as **{md_escape(actor.name)}** ({actor.role.value})"
     if mode is SignInMode.LOCAL:

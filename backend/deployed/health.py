@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 import boto3
@@ -39,10 +38,21 @@ FUNCTION_METRICS: tuple[tuple[str, str], ...] = (
 LAMBDA_NAMESPACE = "AWS/Lambda"
 # CloudWatch charges per metric read ($0.01 per 1,000) and Lambda's metrics have one-minute periods:
 # reading them more often than this costs money and shows nothing new.
-METRICS_REFRESH_SECONDS = 60.0
 # SQS has no peek: reading means receiving. A short visibility timeout hides a message from other readers
 # only briefly, and it is never deleted, so it stays for whoever resolves the failed batch.
 PEEK_VISIBILITY_TIMEOUT_SECONDS = 1
+
+
+class Part(StrEnum):
+    """A part of the health report that can fail to be read on its own (the key of its ``errors``)."""
+
+    TABLE = "table"
+    TRIGGER = "trigger"
+    FAILURE_DESTINATION = "failure_destination"
+    STACK = "stack"
+    MAPPING = "mapping"
+    METRICS = "metrics"
+    FAILURE_QUEUE = "failure_queue"
 
 
 @dataclass(frozen=True)
@@ -307,7 +317,7 @@ def _mapping_and_metrics(
     try:
         mapping = event_source_mapping(outputs.event_source_mapping_id, session.client("lambda", region))
     except (ClientError, BotoCoreError) as error:
-        errors["mapping"] = str(error)
+        errors[Part.MAPPING] = str(error)
     try:
         metrics = function_metrics(
             outputs.function_name,
@@ -316,7 +326,7 @@ def _mapping_and_metrics(
             period_seconds=period_seconds,
         )
     except (ClientError, BotoCoreError) as error:
-        errors["metrics"] = str(error)
+        errors[Part.METRICS] = str(error)
     return mapping, metrics, errors
 
 
@@ -342,7 +352,7 @@ def collect(
         if depth.visible:
             failures = peek_failures(outputs.failure_queue_url, sqs)
     except (ClientError, BotoCoreError) as error:
-        errors["failure_queue"] = str(error)
+        errors[Part.FAILURE_QUEUE] = str(error)
     return DeployedHealth(mapping, metrics, depth, failures, errors)
 
 
@@ -366,29 +376,19 @@ def health_from(mapping: MappingStatus | None, metrics: list[MetricPoint]) -> Tr
     )
 
 
-_health_cache: dict[tuple[str, str], tuple[float, TriggerHealth]] = {}
-_health_lock = threading.Lock()
-
-
 def trigger_health(
     settings: Settings,
     session: boto3.Session | None = None,
     *,
     window: timedelta = timedelta(minutes=15),
-    max_age_seconds: float = METRICS_REFRESH_SECONDS,
 ) -> TriggerHealth:
-    """The deployed trigger's health for ``settings.stack``, read at most every ``max_age_seconds``.
+    """The deployed trigger's health for ``settings.stack`` (cached by backend.dashboard.reads).
 
     Never raises for an unreadable stack, mapping or metric: the answer is then "unknown"
     (``running=None``) and the reason is logged, so a page that diagnoses stuck requests keeps working.
     """
     if not settings.stack:
         raise ValueError("trigger_health reads a deployed stack: settings.stack is not set")
-    key = (settings.stack, settings.region)
-    with _health_lock:
-        cached = _health_cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < max_age_seconds:
-            return cached[1]
     session = session or session_for(settings)
     try:
         outputs = stack_outputs(settings.stack, session.client("cloudformation", settings.region))
@@ -398,7 +398,4 @@ def trigger_health(
     mapping, metrics, errors = _mapping_and_metrics(outputs, session, settings.region, window)
     for part, problem in errors.items():
         log.warning("%s of stack %s unreadable: %s", part, settings.stack, problem)
-    health = health_from(mapping, metrics)
-    with _health_lock:
-        _health_cache[key] = (time.monotonic(), health)
-    return health
+    return health_from(mapping, metrics)

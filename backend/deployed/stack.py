@@ -7,7 +7,7 @@ and the command line need (table, API URL, API key id, function, event source ma
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -169,8 +169,3 @@ def _forget_cached_properties(settings: Settings) -> None:
     for name in dir(type(settings)):
         if isinstance(getattr(type(settings), name, None), cached_property):
             settings.__dict__.pop(name, None)
-
-
-def outputs_as_dict(outputs: StackOutputs) -> dict[str, Any]:
-    """The outputs by their CloudFormation names (for printing)."""
-    return {OUTPUT_NAMES[f.name]: getattr(outputs, f.name) for f in fields(outputs)}

@@ -67,15 +67,6 @@ def _json_image(image: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _json_attribute_value(value) for name, value in image.items()}
 
 
-def is_ttl_deletion(record: Mapping[str, Any]) -> bool:
-    """True for a record of an item deleted by TTL (AWS's shape, or DynamoDB Local's unknown event name)."""
-    name = record.get("eventName")
-    if name not in KNOWN_EVENT_NAMES:
-        return True
-    identity = record.get("userIdentity") or {}
-    return name == "REMOVE" and identity.get("principalId") == TTL_USER_IDENTITY["principalId"]
-
-
 def to_lambda_record(
     record: Mapping[str, Any],
     stream_arn: str,

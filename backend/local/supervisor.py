@@ -166,12 +166,12 @@ def _dynamodb_answers(settings: Settings) -> bool:
 
 def _trigger_reports(settings: Settings, component: Component) -> bool:
     """Ready once the trigger has written its state file from this process (not a stale one)."""
-    from backend.trigger_status import read_trigger_state
+    from backend.trigger_state import read_trigger_state
 
     state = read_trigger_state(settings)
-    if not state or component.process is None:
+    if state is None or component.process is None:
         return False
-    return bool(state.get("pid") == component.process.pid)
+    return state.pid == component.process.pid
 
 
 def _check_ports(settings: Settings) -> None:

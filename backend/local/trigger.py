@@ -18,7 +18,7 @@ mapping in ``infra/template.yaml`` would:
   SQS) and the shard moves on;
 * checkpoints are durable (``Settings.checkpoint_path``): a restart neither loses records nor re-delivers
   a checkpointed one (delivery is at least once, as on AWS);
-* the dashboard reads ``Settings.trigger_state_path`` (see :mod:`backend.trigger_status`).
+* the dashboard reads ``Settings.trigger_state_path`` (see :mod:`backend.trigger_state`).
 
 Deliberate differences from AWS: shards are processed one after another by one thread (a shard in backoff
 delays the others), and ParallelizationFactor above 1 is read but processed as 1 (records of a shard stay
@@ -37,7 +37,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -59,6 +59,7 @@ from backend.local.local_template import local_template
 from backend.local.stream_events import approximate_arrival, epoch_seconds, to_lambda_record
 from backend.settings import Settings
 from backend.template import Template
+from backend.trigger_state import MinuteCounts, TriggerMode, TriggerState
 
 log = logging.getLogger("streamdesk.trigger")
 
@@ -173,24 +174,12 @@ class Trigger:
         self._next_discovery = 0.0
         self._last_state_write = 0.0
         self._backoff = BACKOFF_FIRST_SECONDS
-        self._stats: dict[str, Any] = {
-            "pid": os.getpid(),
-            "startedAt": _now_ms(),
-            "heartbeatAt": _now_ms(),
-            "streamArn": None,
-            "state": "Enabled" if self.esm.enabled else "Stopped",
-            "lastBatchAt": None,
-            "lastBatchSize": 0,
-            "lastBatchResult": None,
-            "iteratorAgeMs": None,
-            "batches": 0,
-            "records": 0,
-            "filteredOut": 0,
-            "functionErrors": 0,
-            "recordsSentToFailureDestination": 0,
-            "lastError": None,
-            "shards": 0,
-        }
+        self._stats = TriggerState(
+            pid=os.getpid(),
+            started_at=_now_ms(),
+            heartbeat_at=_now_ms(),
+            mode=TriggerMode.ENABLED if self.esm.enabled else TriggerMode.STOPPED,
+        )
         self._per_minute: dict[int, dict[str, int]] = {}
         if self.esm.parallelization_factor > 1:
             log.warning(
@@ -248,7 +237,7 @@ class Trigger:
                 self._write_state()
                 stop.wait(self._idle_seconds())
         finally:
-            self._stats["state"] = "Stopped"
+            self._stats.mode = TriggerMode.STOPPED
             self._write_state(force=True)
             self.close()
 
@@ -271,14 +260,14 @@ class Trigger:
         if not stream_arn or not (table.get("StreamSpecification") or {}).get("StreamEnabled"):
             self._stream_arn = None
             self._shards = {}
-            self._stats["lastError"] = f"table {self.settings.table} has no stream enabled"
+            self._stats.last_error = f"table {self.settings.table} has no stream enabled"
             return
         self._key_names = frozenset(k["AttributeName"] for k in table.get("KeySchema", []))
         if stream_arn != self._stream_arn:
             log.info("reading stream %s", stream_arn)
             self._stream_arn = stream_arn
             self._shards = {}
-            self._stats["streamArn"] = stream_arn
+            self._stats.stream_arn = stream_arn
         first_start = not self._checkpoints.has_stream(stream_arn)
 
         described = self._describe_shards(stream_arn)
@@ -291,7 +280,7 @@ class Trigger:
         for shard_id in [s for s in self._shards if s not in listed]:
             del self._shards[shard_id]  # trimmed from the stream (older than 24 hours)
         self._checkpoints.forget_shards(stream_arn, keep=listed)
-        self._stats["shards"] = len(self._shards)
+        self._stats.shards = len(self._shards)
 
     def _describe_shards(self, stream_arn: str) -> list[dict[str, Any]]:
         shards: list[dict[str, Any]] = []
@@ -392,7 +381,7 @@ class Trigger:
                     raise
                 self._stream_arn = None
                 self._shards = {}
-                self._stats["lastError"] = f"table {self.settings.table} not found"
+                self._stats.last_error = f"table {self.settings.table} not found"
                 self._next_discovery = time.monotonic() + 1.0
                 return 0
         delivered = 0
@@ -437,7 +426,7 @@ class Trigger:
 
     def _reset(self, error: str) -> None:
         log.warning("trigger error, resuming from the checkpoints: %s", error)
-        self._stats["lastError"] = error
+        self._stats.last_error = error
         self._stream_arn = None
         self._shards = {}
 
@@ -466,7 +455,7 @@ class Trigger:
                 last_taken = shard.buffer.popleft()
                 filtered += 1
             shard.window_started = time.monotonic() if shard.buffer else None
-            self._stats["filteredOut"] += filtered
+            self._stats.filtered_out += filtered
             if batch:
                 delivered += self._process(shard, batch)
             self._save_checkpoint(shard, last_taken.sequence_number)
@@ -613,7 +602,7 @@ class Trigger:
             },
         }
         append_line_durably(self.settings.failure_destination_path, json.dumps(message))
-        self._stats["recordsSentToFailureDestination"] += len(segment.records)
+        self._stats.records_sent_to_failure_destination += len(segment.records)
         log.error(
             "shard %s: gave up on %d record(s) %s..%s (%s after %d invocation(s)); see %s",
             shard.shard_id,
@@ -637,15 +626,15 @@ class Trigger:
         now = time.time()
         iterator_age_ms = max(0, int((now - records[-1].arrival) * 1000))
         stats = self._stats
-        stats["batches"] += 1
-        stats["records"] += len(records)
-        stats["lastBatchAt"] = int(now * 1000)
-        stats["lastBatchSize"] = len(records)
-        stats["lastBatchResult"] = outcome.result
-        stats["iteratorAgeMs"] = iterator_age_ms
+        stats.batches += 1
+        stats.records += len(records)
+        stats.last_batch_at = int(now * 1000)
+        stats.last_batch_size = len(records)
+        stats.last_batch_result = outcome.result
+        stats.iterator_age_ms = iterator_age_ms
         if outcome.result == RESULT_FUNCTION_ERROR:
-            stats["functionErrors"] += 1
-            stats["lastError"] = outcome.error
+            stats.function_errors += 1
+            stats.last_error = outcome.error
         minute = int(now // 60) * 60_000
         bucket = self._per_minute.setdefault(minute, {"batches": 0, "records": 0, "errors": 0})
         bucket["batches"] += 1
@@ -666,9 +655,9 @@ class Trigger:
         self._write_state(force=True)
 
     def state(self) -> dict[str, Any]:
-        """The state document the dashboard reads (docs/internal-contracts.md)."""
-        per_minute = [{"minute": minute, **counts} for minute, counts in sorted(self._per_minute.items())]
-        return {**self._stats, "heartbeatAt": _now_ms(), "perMinute": per_minute}
+        """The state document the dashboard reads (:class:`backend.trigger_state.TriggerState`)."""
+        per_minute = [MinuteCounts(minute, **counts) for minute, counts in sorted(self._per_minute.items())]
+        return replace(self._stats, heartbeat_at=_now_ms(), per_minute=per_minute).to_json()
 
     def _write_state(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -5,10 +5,20 @@ No DynamoDB type appears here: :mod:`backend.store.items` turns typed items into
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from streamdesk_processor.item import MS_PER_DAY, Status
+from streamdesk_processor.item import (
+    ERROR_MESSAGE,
+    ERROR_STEP,
+    ERROR_TRACEBACK,
+    ERROR_TRANSIENT,
+    ERROR_TYPE,
+    MS_PER_DAY,
+    STEP_AT,
+    STEP_ATTEMPT,
+    Status,
+)
 
 OPEN_STATES: Final[frozenset[str]] = frozenset({Status.PENDING, Status.PROCESSING, Status.FAILED})
 # A filter state for requests whose status is missing or not one of Status.
@@ -37,6 +47,34 @@ class RequestSummary:
 
 
 @dataclass(frozen=True)
+class CompletedStep:
+    """One completed step of a request."""
+
+    name: str
+    at: int | None  # epoch ms
+    attempt: int | None
+
+
+@dataclass(frozen=True)
+class RecordedError:
+    """An error recorded on a request (``error``, or ``lastError`` while retries remain)."""
+
+    # What a person reads first, under the item's own names, only those recorded: type, message, step,
+    # transient. The traceback apart: it can be kilobytes.
+    summary: dict[str, Any]
+    traceback: str | None
+
+    @classmethod
+    def of(cls, recorded: dict[str, Any]) -> RecordedError:
+        summary_keys = (ERROR_TYPE, ERROR_MESSAGE, ERROR_STEP, ERROR_TRANSIENT)
+        traceback = recorded.get(ERROR_TRACEBACK)
+        return cls(
+            summary={key: recorded.get(key) for key in summary_keys if key in recorded},
+            traceback=str(traceback) if traceback else None,
+        )
+
+
+@dataclass(frozen=True)
 class RequestDetail:
     """Everything about one request."""
 
@@ -48,6 +86,29 @@ class RequestDetail:
     last_error: dict[str, Any] | None
     # Every attribute as plain Python: numbers -> int/float, sets -> sorted lists, binary -> base64 text.
     attributes: dict[str, Any]
+
+    @property
+    def completed_steps(self) -> list[CompletedStep]:
+        """The completed steps in the order they were completed (DynamoDB keeps no order in a map)."""
+        steps = [
+            CompletedStep(name, _whole(step.get(STEP_AT)), _whole(step.get(STEP_ATTEMPT)))
+            for name, step in self.steps.items()
+        ]
+        return sorted(steps, key=lambda step: float("inf") if step.at is None else step.at)
+
+    @property
+    def failure(self) -> RecordedError | None:
+        """The error that failed the request, if it failed."""
+        return RecordedError.of(self.error) if self.error else None
+
+    @property
+    def transient_failure(self) -> RecordedError | None:
+        """The latest transient error while retries remain."""
+        return RecordedError.of(self.last_error) if self.last_error else None
+
+
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
 
 
 @dataclass(frozen=True)
@@ -66,6 +127,21 @@ class RequestFilter:
     until_ms: int | None = None
     request_id: str | None = None
     text: str | None = None
+
+    def list_range(self, now_ms: int) -> tuple[int, int] | None:
+        """The ``(since, until)`` a list reads at ``now_ms``, or None for a list of open states only (every
+        such request whatever its age, unless a range is given): the range given, an open end closed at
+        ``now_ms``, or at 24 hours before the end."""
+        if self.states and self.states <= OPEN_STATES:
+            return None
+        until = self.until_ms if self.until_ms is not None else now_ms
+        since = self.since_ms if self.since_ms is not None else until - DEFAULT_RANGE_MS
+        return since, until
+
+    def bounded(self, now_ms: int) -> RequestFilter:
+        """This filter with the range a list reads said outright (so that an export covers the same)."""
+        window = self.list_range(now_ms)
+        return self if window is None else replace(self, since_ms=window[0], until_ms=window[1])
 
 
 @dataclass(frozen=True)

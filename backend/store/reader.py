@@ -41,7 +41,6 @@ from backend.store.index_query import (
 )
 from backend.store.items import detail_from_item, summary_from_item
 from backend.store.models import (
-    DEFAULT_RANGE_MS,
     FILTER_STATES,
     OPEN_STATES,
     Page,
@@ -251,8 +250,9 @@ class RequestStore:
             if payload is not None:
                 since, until = int(payload["lo"]), int(payload["hi"])
             else:
-                until = flt.until_ms if flt.until_ms is not None else now_ms()
-                since = flt.since_ms if flt.since_ms is not None else until - DEFAULT_RANGE_MS
+                window = flt.list_range(now_ms())
+                assert window is not None  # the "time" plan is never a list of open states only
+                since, until = window
             tiers = self._time_streams(since, until, frozenset(flt.states)) if since <= until else []
         if payload is not None:
             states = payload.get("s", {})

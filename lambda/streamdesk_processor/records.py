@@ -11,16 +11,11 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from streamdesk_processor import item
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import STEP_AT, STEP_ATTEMPT, STEP_OUTPUT, Status
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Keys of a step entry (steps.<name>). "output" keeps the step's summary so that a resumed run can still
-# return the whole result although it does not repeat the step.
-STEP_AT = "at"
-STEP_ATTEMPT = "attempt"
-STEP_OUTPUT = "output"
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 

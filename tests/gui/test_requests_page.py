@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend.dashboard import support
+from backend.dashboard import controls, export, formatting
 from backend.local.dynamodb_local import free_port
 from backend.settings import Settings
 from backend.store.models import RequestFilter
@@ -106,7 +106,7 @@ def test_pages_forward_and_back(
 
 def test_selecting_a_request_opens_its_detail(run_page: RunPage, seeded: dict[str, list[str]]) -> None:
     app = run_page(REQUESTS)
-    app.selectbox(key=support.KEY_SELECTED).set_value("failed-0").run()
+    app.selectbox(key=controls.KEY_SELECTED).set_value("failed-0").run()
     shown = texts(app)
     assert "card declined" in shown
     assert metrics(app)["Status"] == "FAILED"
@@ -186,15 +186,15 @@ def test_malformed_items_are_shown_with_a_warning(run_page: RunPage, seeded: dic
     assert warning.value.startswith("Some attributes are missing or have an unexpected type: ")
     assert metrics(app)["Status"] == "WEIRD"
     no_created = run_page(REQUESTS, id="malformed-2")
-    assert f"Created {support.NO_VALUE}" in texts(no_created)
+    assert f"Created {formatting.NO_VALUE}" in texts(no_created)
     assert metrics(no_created)["Status"] == "PENDING"
 
 
 def test_unknown_id(run_page: RunPage, seeded: dict[str, list[str]], table_name: str) -> None:
     app = run_page(REQUESTS, id="no-such-request")
     # Shown as literal text: the id and the table name are escaped for Streamlit's Markdown.
-    table = support.md_escape(table_name)
-    shown = f"No request with id {support.md_escape('no-such-request')} in table {table}."
+    table = formatting.md_escape(table_name)
+    shown = f"No request with id {formatting.md_escape('no-such-request')} in table {table}."
     assert [w.value for w in app.warning] == [shown]
 
 
@@ -229,10 +229,10 @@ def test_export_of_the_current_filter(
     # What the buttons' deferred callables produce, for a filter on FAILED.
     store = RequestStore(settings)
     flt = RequestFilter(states=frozenset({"FAILED"}))
-    rows = list(csv.DictReader(io.StringIO(support.export_csv(store.export(flt)).decode())))
+    rows = list(csv.DictReader(io.StringIO(export.export_csv(store.export(flt)).decode())))
     assert {row["id"] for row in rows} == {*seeded["failed"], *seeded["html"]}
     html_row = next(row for row in rows if row["id"] == "html-0")
     assert HTML in html_row["request"] and HTML in html_row["errorMessage"]
-    items = json.loads(support.export_json(store.export(flt)))
+    items = json.loads(export.export_json(store.export(flt)))
     assert {item["id"] for item in items} == {*seeded["failed"], *seeded["html"]}
     assert all("request" in item and item["status"] == "FAILED" for item in items)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from backend.dashboard import support
+from backend.dashboard import controls, formatting
 from backend.samples import SAMPLES
 from backend.settings import Settings
 from backend.template import Template
@@ -28,12 +28,12 @@ def api_url(app_env: Settings, template: Template, monkeypatch: pytest.MonkeyPat
 
 
 def _send(app: AppTest, body: str) -> AppTest:
-    app.text_area(key=support.KEY_BODY).set_value(body).run()
+    app.text_area(key=controls.KEY_BODY).set_value(body).run()
     return app.button(key="submit_send").click().run()
 
 
 def _editor(app: AppTest) -> str:
-    return str(app.text_area(key=support.KEY_BODY).value)
+    return str(app.text_area(key=controls.KEY_BODY).value)
 
 
 def _items(ddb: Any, table_name: str) -> list[dict[str, Any]]:
@@ -68,7 +68,7 @@ def test_a_valid_body_is_sent_through_the_api_and_followed(
     shown = metrics(app)
     assert shown["HTTP status"] == "202"
     request_id = shown["Request id"]
-    assert request_id and request_id != support.NO_VALUE
+    assert request_id and request_id != formatting.NO_VALUE
     assert shown["Acknowledged in"].endswith(("ms", "s"))
     # Stored by the API (never written by the page), body exactly as typed.
     [item] = _items(ddb, table_name)
@@ -85,7 +85,7 @@ def test_a_valid_body_is_sent_through_the_api_and_followed(
 
 
 def test_following_stops_while_auto_refresh_is_paused(run_page: RunPage, api_url: str) -> None:
-    app = _send(run_page(SUBMIT, session={support.KEY_PAUSED: True}), '{"order": 42}')
+    app = _send(run_page(SUBMIT, session={controls.KEY_PAUSED: True}), '{"order": 42}')
     assert metrics(app)["Status"] == "PENDING"
     shown = texts(app)
     assert "Auto-refresh is paused: use Refresh now in the sidebar to check again." in shown
@@ -103,13 +103,15 @@ def test_every_send_is_listed_newest_first(run_page: RunPage, api_url: str) -> N
 def test_examples_fill_the_editor(run_page: RunPage) -> None:
     app = run_page(SUBMIT)
     assert json.loads(_editor(app)) == next(iter(SAMPLES.values()))
-    app.selectbox(key=support.KEY_EXAMPLE).set_value("fails once, then succeeds on the automatic retry").run()
+    app.selectbox(key=controls.KEY_EXAMPLE).set_value(
+        "fails once, then succeeds on the automatic retry"
+    ).run()
     assert json.loads(_editor(app)) == {
         "order": 44,
         "simulate": {"fail": "gateway timeout", "transient": True, "failTimes": 1},
     }
     for name in ("fails", "slow (1.5 s of work)"):
-        app.selectbox(key=support.KEY_EXAMPLE).set_value(name).run()
+        app.selectbox(key=controls.KEY_EXAMPLE).set_value(name).run()
         assert json.loads(_editor(app)) == SAMPLES[name]
 
 

@@ -216,8 +216,8 @@ def test_a_batch_the_trigger_gave_up_on_is_resolved_to_its_requests(
     assert failed.batch.condition == "RetryAttemptsExhausted"
     assert failed.batch.function_error == "Unhandled"
     assert report.local is not None and report.local.state is not None
-    assert report.local.value("functionErrors") == 1
-    assert report.local.value("recordsSentToFailureDestination") == 3
+    assert report.local.state.function_errors == 1
+    assert report.local.state.records_sent_to_failure_destination == 3
     assert report.trigger.running is True  # its heartbeat is fresh
     per_minute = per_minute_frame(report.local.state)
     assert per_minute.groupby("metric")["value"].sum().to_dict() == {"batches": 1, "records": 3, "errors": 1}

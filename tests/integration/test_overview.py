@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 from streamdesk_processor.item import MS_PER_DAY, Status
@@ -22,7 +23,7 @@ def test_overview_of_every_state(ddb: Any, table_name: str, settings: Settings) 
     overview = load_overview(store, settings, NOW - HOUR, NOW, NOW)
 
     # The 21 indexed requests of the seed (see tests/seed.py), judged with the default settings.
-    assert overview.counts.as_dict() == {
+    assert asdict(overview.counts) == {
         "pending": 4,
         "processing": 3,
         "succeeded": 6,  # 8 succeeded, 2 of them expired
@@ -33,7 +34,7 @@ def test_overview_of_every_state(ddb: Any, table_name: str, settings: Settings) 
         "unknown": 2,
         "oldest_pending_age_ms": 50 * 60_000,
     }
-    assert overview.live.as_dict() == {
+    assert asdict(overview.live) == {
         "pending": 4,
         "processing": 3,
         "succeeded": 0,

@@ -18,12 +18,13 @@ from typing import Any
 import boto3
 import pytest
 
+from backend.clock import now_ms
 from backend.local.esm_config import EsmConfig, load_esm_config
 from backend.local.local_template import local_template
 from backend.local.trigger import Trigger
 from backend.settings import Settings
 from backend.template import PROJECT_ROOT, Template
-from backend.trigger_status import read_failure_destination, read_trigger_state
+from backend.trigger_state import read_failure_destination, read_trigger_state
 
 FIXTURE_DIR = PROJECT_ROOT / "tests" / "fixtures_lambda"
 FIXTURE_HANDLER = "trigger_fixture_handlers.handler"
@@ -357,17 +358,17 @@ def test_state_file_for_the_dashboard(
 
     state = read_trigger_state(settings)
     assert state is not None
-    assert state["streamArn"] == stream_arn and state["shards"] == 1
-    assert state["batches"] == 1 and state["records"] == 2
-    assert state["lastBatchResult"] == "PARTIAL" and state["lastBatchSize"] == 2
-    assert state["recordsSentToFailureDestination"] == 1 and state["functionErrors"] == 0
+    assert state.stream_arn == stream_arn and state.shards == 1
+    assert state.batches == 1 and state.records == 2
+    assert state.last_batch_result == "PARTIAL" and state.last_batch_size == 2
+    assert state.records_sent_to_failure_destination == 1 and state.function_errors == 0
     # Just written: the age is the time since the record was written (not DynamoDB Local's minute).
-    assert isinstance(state["iteratorAgeMs"], int) and 0 <= state["iteratorAgeMs"] < 5_000
-    assert state["state"] == "Enabled" and state["alive"] is True
-    assert abs(state["heartbeatAt"] - time.time() * 1000) < 5_000
-    (minute,) = state["perMinute"]
-    assert minute["batches"] == 1 and minute["records"] == 2 and minute["errors"] == 1
-    assert minute["minute"] % 60_000 == 0
+    assert isinstance(state.iterator_age_ms, int) and 0 <= state.iterator_age_ms < 5_000
+    assert state.mode == "Enabled" and state.is_alive(now_ms()) is True
+    assert abs(state.heartbeat_at - time.time() * 1000) < 5_000
+    (minute,) = state.per_minute
+    assert minute.batches == 1 and minute.records == 2 and minute.errors == 1
+    assert minute.minute % 60_000 == 0
 
 
 def test_run_waits_for_the_batching_window_and_reports_stopped(
@@ -391,11 +392,11 @@ def test_run_waits_for_the_batching_window_and_reports_stopped(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         state = read_trigger_state(settings)
-        assert state is not None and state["alive"] is True
+        assert state is not None and state.is_alive(now_ms()) is True
     finally:
         stop.set()
         thread.join(timeout=10)
     assert not thread.is_alive()
     assert [ids_of(c) for c in invocations(record_path)] == [["w0", "w1", "w2"]]
     final = read_trigger_state(settings)
-    assert final is not None and final["state"] == "Stopped" and final["alive"] is False
+    assert final is not None and final.mode == "Stopped" and final.is_alive(now_ms()) is False

@@ -378,22 +378,31 @@ def _stack_with_mapping(session: boto3.Session, state_enabled: bool) -> Settings
 
 def test_trigger_health_of_a_deployed_stack(aws: boto3.Session) -> None:
     settings = _stack_with_mapping(aws, state_enabled=True)
-    health = trigger_health(settings, aws, max_age_seconds=0)
+    health = trigger_health(settings, aws)
     assert health.running is True
     assert health.iterator_age_ms == 1234
 
 
 def test_trigger_health_of_a_disabled_mapping(aws: boto3.Session) -> None:
     settings = _stack_with_mapping(aws, state_enabled=False)
-    assert trigger_health(settings, aws, max_age_seconds=0).running is False
+    assert trigger_health(settings, aws).running is False
 
 
-def test_trigger_health_is_read_at_most_once_a_minute(aws: boto3.Session) -> None:
+def test_the_dashboard_reads_a_deployed_trigger_at_most_once_a_period_until_refresh_now(
+    aws: boto3.Session,
+) -> None:
+    """The one cache policy: a deployed stack's trigger is read at most every DEPLOYED_READ_SECONDS by
+    the dashboard, and "Refresh now" (clear_caches) reads it again."""
+    from backend.dashboard import reads
+
     settings = _stack_with_mapping(aws, state_enabled=True)
-    first = trigger_health(settings, aws, max_age_seconds=0)  # refreshes the cache
+    reads.clear_caches()
+    first = reads.cached_trigger_health(settings)
+    assert first.running is True
     aws.client("lambda").update_event_source_mapping(UUID=stack_mapping_id(aws), Enabled=False)
-    assert trigger_health(settings, aws) == first  # within the minute: the cached answer
-    assert trigger_health(settings, aws, max_age_seconds=0).running is False
+    assert reads.cached_trigger_health(settings) == first  # within the period: the cached answer
+    reads.clear_caches()
+    assert reads.cached_trigger_health(settings).running is False
 
 
 def stack_mapping_id(session: boto3.Session) -> str:
@@ -402,5 +411,5 @@ def stack_mapping_id(session: boto3.Session) -> str:
 
 
 def test_trigger_health_of_a_missing_stack_is_unknown(aws: boto3.Session) -> None:
-    health = trigger_health(load_settings(stack="nope", region=REGION), aws, max_age_seconds=0)
+    health = trigger_health(load_settings(stack="nope", region=REGION), aws)
     assert health == TriggerHealth(running=None)

@@ -4,6 +4,7 @@ percentiles."""
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -110,7 +111,7 @@ def test_count_states_excludes_expired_from_succeeded_and_finds_oldest_pending()
         summary(id="h", status=""),
     ]
     counts = count_states(items, NOW, HORIZON, STUCK)
-    assert counts.as_dict() == {
+    assert asdict(counts) == {
         "pending": 2,
         "processing": 1,
         "succeeded": 2,

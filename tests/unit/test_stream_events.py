@@ -9,7 +9,6 @@ from typing import Any
 from backend.local.stream_events import (
     TTL_USER_IDENTITY,
     approximate_arrival,
-    is_ttl_deletion,
     to_lambda_record,
 )
 
@@ -97,7 +96,6 @@ def test_region_is_kept_without_override() -> None:
 
 
 def test_ttl_deletion_becomes_a_service_remove() -> None:
-    assert is_ttl_deletion(RECORDED_TTL_DELETION)
     converted = to_lambda_record(RECORDED_TTL_DELETION, STREAM_ARN, region="us-east-1", key_names={"id"})
     assert converted["eventName"] == "REMOVE"
     assert converted["userIdentity"] == {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
@@ -105,16 +103,13 @@ def test_ttl_deletion_becomes_a_service_remove() -> None:
     assert converted["dynamodb"]["OldImage"]["status"] == {"S": "SUCCEEDED"}
     assert converted["dynamodb"]["ApproximateCreationDateTime"] == 1795764840
     assert "NewImage" not in converted["dynamodb"]
-    assert is_ttl_deletion(converted)  # still recognisable in AWS's shape
 
 
 def test_user_remove_is_not_a_ttl_deletion() -> None:
     record = {**_boto3_insert(), "eventName": "REMOVE"}
-    assert not is_ttl_deletion(record)
     converted = to_lambda_record(record, STREAM_ARN)
     assert converted["eventName"] == "REMOVE" and "userIdentity" not in converted
     aws_ttl = {**record, "userIdentity": dict(TTL_USER_IDENTITY)}
-    assert is_ttl_deletion(aws_ttl)
     assert to_lambda_record(aws_ttl, STREAM_ARN)["userIdentity"] == TTL_USER_IDENTITY
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from backend.computed.stuck import (
@@ -12,6 +14,7 @@ from backend.computed.stuck import (
     find_stuck,
 )
 from backend.store.models import RequestSummary
+from backend.trigger_state import TriggerMode, TriggerState
 
 NOW = 10 * STREAM_RETENTION_MS
 STUCK_AFTER = 300_000
@@ -58,12 +61,18 @@ def test_reasons(request_item: RequestSummary, trigger: TriggerHealth, reason: S
 
 def test_local_state_file_to_health() -> None:
     assert TriggerHealth.from_local_state(None, NOW).running is False
-    fresh = {"heartbeatAt": NOW - 1_000, "state": "Enabled", "iteratorAgeMs": 120, "lastBatchAt": NOW - 5_000}
+    fresh = TriggerState(
+        pid=1,
+        started_at=NOW - 9_000,
+        heartbeat_at=NOW - 1_000,
+        iterator_age_ms=120,
+        last_batch_at=NOW - 5_000,
+    )
     health = TriggerHealth.from_local_state(fresh, NOW)
     assert health.running is True and health.iterator_age_ms == 120
-    stale = {**fresh, "heartbeatAt": NOW - 60_000}
+    stale = replace(fresh, heartbeat_at=NOW - 60_000)
     assert TriggerHealth.from_local_state(stale, NOW).running is False
-    assert TriggerHealth.from_local_state({**fresh, "state": "Stopped"}, NOW).running is False
+    assert TriggerHealth.from_local_state(replace(fresh, mode=TriggerMode.STOPPED), NOW).running is False
 
 
 def test_find_stuck_orders_longest_idle_first() -> None:
