@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import pandas as pd
@@ -40,6 +40,10 @@ from backend.store.calls import StoreUnavailable
 from backend.store.models import TableInfo
 from backend.store.reader import RequestStore
 from backend.trigger_state import TriggerState, read_failure_destination, read_trigger_state
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class ResolvedBatch:
 
 
 # --------------------------------------------------------------------------------- stream reading
-def streams_client(settings: Settings) -> Any:
+def streams_client(settings: Settings) -> DynamoDBStreamsClient:
     """A DynamoDB Streams client for the settings' DynamoDB (local or AWS)."""
     config = Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2})
     return boto3.client("dynamodbstreams", config=config, **settings.boto3_kwargs())
@@ -93,7 +97,7 @@ def _error_code(error: ClientError) -> str:
 
 
 def resolve_batch(
-    streams: Any, batch: FailedBatch, now_ms: int, stream_arn: str | None = None
+    streams: DynamoDBStreamsClient, batch: FailedBatch, now_ms: int, stream_arn: str | None = None
 ) -> ResolvedBatch:
     """Read the records ``batch`` covers back from the stream and list their requests' ids.
 
@@ -250,7 +254,7 @@ def _local_failures(settings: Settings) -> list[Any]:
 
 
 def _resolve_all(
-    streams: Any, batches: list[FailedBatch], now_ms: int, stream_arn: str | None
+    streams: DynamoDBStreamsClient, batches: list[FailedBatch], now_ms: int, stream_arn: str | None
 ) -> list[ResolvedBatch]:
     return [resolve_batch(streams, batch, now_ms, stream_arn) for batch in batches[:MAX_MESSAGES_SHOWN]]
 
@@ -310,7 +314,7 @@ def _deployed_report(
 
 def deployed_report(
     deployed: DeployedHealth,
-    streams: Any,
+    streams: DynamoDBStreamsClient,
     table: TableInfo | None,
     stream_arn: str | None,
     now_ms: int,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +25,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from backend.computed.stuck import TriggerHealth
 from backend.deployed.stack import StackError, StackOutputs, session_for, stack_outputs
 from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_sqs import SQSClient
+
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +116,7 @@ def parse_event_source_mapping(response: Mapping[str, Any]) -> MappingStatus:
     )
 
 
-def event_source_mapping(uuid: str, lambda_client: Any) -> MappingStatus:
+def event_source_mapping(uuid: str, lambda_client: LambdaClient) -> MappingStatus:
     """The event source mapping ``uuid`` (the stack's ``EventSourceMappingId`` output)."""
     return parse_event_source_mapping(lambda_client.get_event_source_mapping(UUID=uuid))
 
@@ -125,7 +131,7 @@ class MetricPoint(NamedTuple):
 
 def function_metrics(
     function_name: str,
-    cloudwatch_client: Any,
+    cloudwatch_client: CloudWatchClient,
     *,
     end: datetime | None = None,
     window: timedelta = timedelta(hours=1),
@@ -188,7 +194,7 @@ class QueueDepth:
         return self.visible + self.in_flight + self.delayed
 
 
-def failure_queue_depth(queue_url: str, sqs_client: Any) -> QueueDepth:
+def failure_queue_depth(queue_url: str, sqs_client: SQSClient) -> QueueDepth:
     attributes = sqs_client.get_queue_attributes(
         QueueUrl=queue_url,
         AttributeNames=[
@@ -262,7 +268,7 @@ def parse_failure_message(body: str | Mapping[str, Any], message_id: str | None 
 
 def peek_failures(
     queue_url: str,
-    sqs_client: Any,
+    sqs_client: SQSClient,
     *,
     max_messages: int = 10,
     visibility_timeout: int = PEEK_VISIBILITY_TIMEOUT_SECONDS,
@@ -279,7 +285,7 @@ def peek_failures(
         WaitTimeSeconds=0,
     )
     batches: list[FailedBatch] = []
-    seen: set[str] = set()
+    seen: set[str | None] = set()
     for message in response.get("Messages", []):
         message_id = message.get("MessageId")
         if message_id in seen:

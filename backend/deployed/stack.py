@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from backend.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+
 
 # Output names in infra/template.yaml (tests/unit/test_template.py checks each one exists there).
 OUTPUT_NAMES: dict[str, str] = {
@@ -74,7 +79,7 @@ def _describe_error(stack_name: str, error: Exception) -> StackError:
     return StackError(f"Could not read stack {stack_name!r}: {error}")
 
 
-def stack_outputs(stack_name: str, cloudformation_client: Any) -> StackOutputs:
+def stack_outputs(stack_name: str, cloudformation_client: CloudFormationClient) -> StackOutputs:
     """The outputs of stack ``stack_name``, or :class:`StackError` saying what is wrong."""
     try:
         stacks = cloudformation_client.describe_stacks(StackName=stack_name)["Stacks"]
@@ -103,7 +108,7 @@ def stack_outputs(stack_name: str, cloudformation_client: Any) -> StackOutputs:
     return StackOutputs(**values)
 
 
-def api_key_value(api_key_id: str, apigateway_client: Any) -> str:
+def api_key_value(api_key_id: str, apigateway_client: APIGatewayClient) -> str:
     """The secret value of the API key ``api_key_id`` (needs ``apigateway:GET`` on the key)."""
     try:
         response = apigateway_client.get_api_key(apiKey=api_key_id, includeValue=True)
