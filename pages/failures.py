@@ -15,7 +15,7 @@ import streamlit as st
 from streamdesk_processor.item import Status
 
 from backend.computed.failures import FailureGroup
-from backend.dashboard import controls, formatting, reads, sign_in
+from backend.dashboard import controls, formatting, notices, reads, sign_in
 from backend.roles import Actor, PermissionDenied
 from backend.store.actions import ActionResult, Outcome
 from backend.store.calls import StoreUnavailable
@@ -106,7 +106,7 @@ def _report() -> None:
                 # Only ids and statuses travel: the retried requests' bodies and tracebacks stay put.
                 found = reads.cached_statuses(settings, followed)
             except StoreUnavailable as error:
-                st.error(f"Cannot read the requests: {error}")
+                notices.cannot_read(error)
                 return
             now_status = {i: (found[i] or "(missing)") if i in found else "(deleted)" for i in followed}
             tally = {s: list(now_status.values()).count(s) for s in Status}
@@ -164,13 +164,8 @@ def _groups_table(groups: list[FailureGroup]) -> None:
 
 def _sample(request_id: str, group_key: str) -> None:
     """One failed request: body, error and traceback as text, a link to its detail, retry it alone."""
-    try:
-        detail = reads.cached_detail(settings, request_id)
-    except StoreUnavailable as error:
-        st.error(f"Cannot read the requests: {error}")
-        return
+    detail = notices.detail_or_notice(settings, request_id, "Request {id} no longer exists.")
     if detail is None:
-        st.warning(f"Request {formatting.md_escape(request_id)} no longer exists.")
         return
     s = detail.summary
     st.page_link(
@@ -253,7 +248,7 @@ _report()
 try:
     failure_groups = reads.cached_failure_groups(settings)
 except StoreUnavailable as error:
-    st.error(f"Cannot read the requests: {error}")
+    notices.cannot_read(error)
     st.stop()
 if not failure_groups:
     st.success("No failed requests.")

@@ -20,8 +20,8 @@ from backend.computed.health import (
     metrics_frame,
     per_minute_frame,
 )
-from backend.computed.stuck import ADVICE
-from backend.dashboard import controls, formatting, reads, sign_in
+from backend.computed.stuck import ADVICE, StuckRequest
+from backend.dashboard import controls, formatting, notices, reads, sign_in
 from backend.deployed.health import Part
 from backend.roles import PermissionDenied
 from backend.store.calls import StoreUnavailable
@@ -97,7 +97,7 @@ def _local_trigger(report: HealthReport, now: int) -> None:
         labels={"value": "per minute", "time": ""},
         title="Per minute over the last hour: batches, records, errors",
     )
-    figure.update_layout(height=300, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    figure.update_layout(height=300, margin=formatting.CHART_MARGIN)
     st.plotly_chart(figure, key="health_per_minute")
 
 
@@ -126,7 +126,7 @@ def _deployed_trigger(report: HealthReport) -> None:
         frame, x="time", y="value", facet_row="metric", markers=True, title="CloudWatch (per minute)"
     )
     figure.update_yaxes(matches=None)
-    figure.update_layout(height=520, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    figure.update_layout(height=520, margin=formatting.CHART_MARGIN)
     st.plotly_chart(figure, key="health_cloudwatch")
 
 
@@ -206,29 +206,35 @@ def _reconcile() -> None:
     st.rerun()
 
 
+def _reconcile_report() -> None:
+    """What the latest reconcile handed back, until dismissed."""
+    report: list[tuple[str, str, str]] | None = st.session_state.get(KEY_RECONCILE_REPORT)
+    if report is None:
+        return
+    with st.container(border=True):
+        st.markdown(f"**Reconcile** handed back {len(report)} request(s)")
+        if report:
+            st.dataframe(
+                pd.DataFrame(report, columns=["id", "outcome", "detail"]),
+                hide_index=True,
+                key="health_reconcile_report",
+            )
+        else:
+            st.caption("Nothing a redrive could fix.")
+        if st.button("Dismiss", key="health_reconcile_dismiss"):
+            st.session_state.pop(KEY_RECONCILE_REPORT, None)
+            st.rerun()
+
+
 def _stuck_section(now: int) -> None:
     threshold = formatting.fmt_duration(settings.stuck_after_ms)
     st.subheader("Stuck requests")
     st.caption(f"Pending or processing for over {threshold}.")
-    report: list[tuple[str, str, str]] | None = st.session_state.get(KEY_RECONCILE_REPORT)
-    if report is not None:
-        with st.container(border=True):
-            st.markdown(f"**Reconcile** handed back {len(report)} request(s)")
-            if report:
-                st.dataframe(
-                    pd.DataFrame(report, columns=["id", "outcome", "detail"]),
-                    hide_index=True,
-                    key="health_reconcile_report",
-                )
-            else:
-                st.caption("Nothing a redrive could fix.")
-            if st.button("Dismiss", key="health_reconcile_dismiss"):
-                st.session_state.pop(KEY_RECONCILE_REPORT, None)
-                st.rerun()
+    _reconcile_report()
     try:
         stuck = reads.cached_stuck(settings, now)
     except StoreUnavailable as error:
-        st.error(f"Cannot read the requests: {error}")
+        notices.cannot_read(error)
         return
     if not stuck:
         st.success("No stuck requests.")
@@ -257,7 +263,11 @@ def _stuck_section(now: int) -> None:
         count = sum(1 for s in stuck if s.reason is reason)
         st.caption(f"{reason.value} ({count})")
         st.text(ADVICE[reason])
-    fixable = [s for s in stuck if s.fixed_by_reconcile]
+    _reconcile_controls([s for s in stuck if s.fixed_by_reconcile])
+
+
+def _reconcile_controls(fixable: list[StuckRequest]) -> None:
+    """Reconcile (operators only): ask, confirm, hand back."""
     if not actor.may_change:
         return
     if not fixable:

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 
 from backend.computed.overview import Overview
 from backend.computed.stats import latency_over_time
-from backend.dashboard import controls, formatting, reads, sign_in
+from backend.dashboard import controls, formatting, notices, reads, sign_in
 from backend.store.calls import StoreUnavailable
 
 settings = reads.app_settings()
@@ -104,7 +104,7 @@ def _latency_time_chart(overview: Overview) -> go.Figure | None:
         title="Latency over time (by creation time)",
         log_y=True,  # a few stuck requests must not flatten everything else to zero
     )
-    figure.update_layout(height=340, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    figure.update_layout(height=340, margin=formatting.CHART_MARGIN)
     # The whole selected range on the time axis, as on the throughput chart (one bucket of points would
     # otherwise be stretched across the chart with millisecond ticks).
     zone = formatting.display_zone()
@@ -133,7 +133,7 @@ def _latency_distribution(overview: Overview) -> go.Figure:
         labels={"ms": "ms (log scale)"},
         title="Latency distribution",
     )
-    figure.update_layout(height=340, showlegend=False, margin={"t": 40, "b": 10, "l": 10, "r": 10})
+    figure.update_layout(height=340, showlegend=False, margin=formatting.CHART_MARGIN)
     return figure
 
 
@@ -154,7 +154,7 @@ def live_overview() -> None:
         overview = reads.cached_overview(settings, since, until, now)
         empty = overview.examined == 0 and reads.cached_table_is_empty(settings)
     except StoreUnavailable as error:
-        st.error(f"Cannot read the requests: {error}")
+        notices.cannot_read(error)
         return
     if empty:
         st.info(

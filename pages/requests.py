@@ -6,12 +6,15 @@ Bodies, errors and tracebacks are shown as text (``st.code``), never as HTML or 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard import controls, export, formatting, reads, sign_in
+from backend.dashboard import controls, export, formatting, notices, reads, sign_in
 from backend.settings import Settings
 from backend.store.calls import StoreUnavailable
 from backend.store.models import RecordedError, RequestDetail, RequestFilter
@@ -23,14 +26,9 @@ sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_ac
 # ------------------------------------------------------------------------------------ detail
 def render_detail(settings: Settings, request_id: str) -> None:
     """Everything about one request. Re-reads on every refresh while it is not finished."""
-    try:
-        detail = reads.cached_detail(settings, request_id)
-    except StoreUnavailable as error:
-        st.error(f"Cannot read the requests: {error}")
-        return
+    table = formatting.md_escape(settings.table)
+    detail = notices.detail_or_notice(settings, request_id, f"No request with id {{id}} in table {table}.")
     if detail is None:
-        table = formatting.md_escape(settings.table)
-        st.warning(f"No request with id {formatting.md_escape(request_id)} in table {table}.")
         return
     _detail_body(settings, detail)
 
@@ -82,21 +80,7 @@ def _detail_body(settings: Settings, detail: RequestDetail) -> None:
         st.markdown("**Latest transient error** (retries remain)")
         _error_block(detail.transient_failure)
 
-    st.markdown("**Completed steps**")
-    if detail.steps:
-        steps = pd.DataFrame(
-            [
-                {
-                    "step": step.name,
-                    "at": formatting.fmt_time(step.at, precise=True, zone=zone),
-                    "attempt": "" if step.attempt is None else str(step.attempt),
-                }
-                for step in detail.completed_steps
-            ]
-        )
-        st.dataframe(steps, hide_index=True, key=f"steps_{s.id}")
-    else:
-        st.caption("none yet")
+    _steps(detail, zone)
 
     if detail.result:
         st.markdown("**Result**")
@@ -112,6 +96,24 @@ def _detail_body(settings: Settings, detail: RequestDetail) -> None:
 
 def _span(start: int | None, end: int | None) -> int | None:
     return end - start if start is not None and end is not None else None
+
+
+def _steps(detail: RequestDetail, zone: ZoneInfo) -> None:
+    st.markdown("**Completed steps**")
+    if not detail.steps:
+        st.caption("none yet")
+        return
+    steps = pd.DataFrame(
+        [
+            {
+                "step": step.name,
+                "at": formatting.fmt_time(step.at, precise=True, zone=zone),
+                "attempt": "" if step.attempt is None else str(step.attempt),
+            }
+            for step in detail.completed_steps
+        ]
+    )
+    st.dataframe(steps, hide_index=True, key=f"steps_{detail.summary.id}")
 
 
 def _error_block(error: RecordedError) -> None:
@@ -185,26 +187,26 @@ def _select_from_table(ids: list[str]) -> None:
         st.session_state.pop(controls.KEY_SELECTED, None)  # unticking the row closes the detail
 
 
+def _exported(build: Callable[[Iterable[RequestDetail]], bytes], flt: RequestFilter) -> bytes:
+    return build(reads.export_details(settings, flt))
+
+
 def _export_buttons(choice: Choice) -> None:
     """CSV and JSON of everything the filter matches, generated only when a button is clicked."""
     flt = choice.at(reads.now_ms())
     row = st.container(horizontal=True)
-    row.download_button(
-        "Export CSV",
-        data=export.deferred(lambda: export.export_csv(reads.export_details(settings, flt)), "CSV"),
-        file_name="streamdesk-requests.csv",
-        mime="text/csv",
-        on_click="ignore",
-        key="export_csv",
-    )
-    row.download_button(
-        "Export JSON",
-        data=export.deferred(lambda: export.export_json(reads.export_details(settings, flt)), "JSON"),
-        file_name="streamdesk-requests.json",
-        mime="application/json",
-        on_click="ignore",
-        key="export_json",
-    )
+    for kind, build, file_name, mime in (
+        ("CSV", export.export_csv, "streamdesk-requests.csv", "text/csv"),
+        ("JSON", export.export_json, "streamdesk-requests.json", "application/json"),
+    ):
+        row.download_button(
+            f"Export {kind}",
+            data=export.deferred(partial(_exported, build, flt), kind),
+            file_name=file_name,
+            mime=mime,
+            on_click="ignore",
+            key=f"export_{kind.lower()}",
+        )
 
 
 def render_list(choice: Choice) -> None:
@@ -220,7 +222,7 @@ def render_list(choice: Choice) -> None:
             page = reads.cached_page(settings, flt, settings.page_size, tokens[-1])
             empty_table = not page.items and len(tokens) == 1 and reads.cached_table_is_empty(settings)
         except StoreUnavailable as error:
-            st.error(f"Cannot read the requests: {error}")
+            notices.cannot_read(error)
             return
         if empty_table:
             st.info(
@@ -244,32 +246,40 @@ def render_list(choice: Choice) -> None:
             selection_mode="single-row",
             key=controls.KEY_TABLE,
         )
-        row = st.container(horizontal=True)
-        row.button("← Previous", disabled=len(tokens) == 1, on_click=_previous_page, key="page_previous")
-        if page.next_token is not None:
-            row.button("Next →", on_click=_next_page, args=(page.next_token, anchor), key="page_next")
-        else:
-            row.button("Next →", disabled=True, key="page_next")
-
-        if st.session_state.get(controls.KEY_SELECTED) not in ids:
-            st.session_state.pop(controls.KEY_SELECTED, None)
-        chosen = st.selectbox(
-            "Open a request (or select a row above)",
-            ids,
-            index=None,
-            placeholder="choose an id",
-            key=controls.KEY_SELECTED,
-        )
-        if chosen:
-            st.page_link(
-                "pages/requests.py",
-                label="Link to this request",
-                icon=":material/link:",
-                query_params=formatting.detail_query(chosen),
-            )
-            render_detail(settings, chosen)
+        _pager(len(tokens) == 1, page.next_token, anchor)
+        _chosen_detail(ids)
 
     live_list()
+
+
+def _pager(first_page: bool, next_token: str | None, anchor: int) -> None:
+    row = st.container(horizontal=True)
+    row.button("← Previous", disabled=first_page, on_click=_previous_page, key="page_previous")
+    if next_token is not None:
+        row.button("Next →", on_click=_next_page, args=(next_token, anchor), key="page_next")
+    else:
+        row.button("Next →", disabled=True, key="page_next")
+
+
+def _chosen_detail(ids: list[str]) -> None:
+    """The detail of the request chosen in the table or the box, below the list."""
+    if st.session_state.get(controls.KEY_SELECTED) not in ids:
+        st.session_state.pop(controls.KEY_SELECTED, None)
+    chosen = st.selectbox(
+        "Open a request (or select a row above)",
+        ids,
+        index=None,
+        placeholder="choose an id",
+        key=controls.KEY_SELECTED,
+    )
+    if chosen:
+        st.page_link(
+            "pages/requests.py",
+            label="Link to this request",
+            icon=":material/link:",
+            query_params=formatting.detail_query(chosen),
+        )
+        render_detail(settings, chosen)
 
 
 # ------------------------------------------------------------------------------------ page

@@ -116,42 +116,7 @@ def resolve_batch(
             "find the requests by time on the Requests page",
         )
     try:
-        end = int(batch.end_sequence_number)
-        iterator = streams.get_shard_iterator(
-            StreamArn=arn,
-            ShardId=batch.shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=batch.start_sequence_number,
-        ).get("ShardIterator")
-        ids: dict[str, None] = {}
-        records = 0
-        reached_end = False
-        empty = 0
-        for _ in range(MAX_GET_RECORDS_PAGES):
-            if not iterator:
-                break
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            iterator = page.get("NextShardIterator")
-            if not page.get("Records"):
-                empty += 1
-                if empty >= MAX_EMPTY_PAGES:
-                    break
-                continue
-            empty = 0
-            for record in page["Records"]:
-                stream = record.get("dynamodb") or {}
-                if int(stream.get("SequenceNumber", "0")) > end:
-                    reached_end = True
-                    break
-                records += 1
-                request_id = ((stream.get("Keys") or {}).get(ID) or {}).get("S")
-                if request_id:
-                    ids[str(request_id)] = None
-                if int(stream.get("SequenceNumber", "0")) == end:
-                    reached_end = True
-                    break
-            if reached_end:
-                break
+        ids, records, reached_end = _read_range(streams, arn, batch)
     except ClientError as error:
         code = _error_code(error)
         if code in ("TrimmedDataAccessException", "ExpiredIteratorException", "ResourceNotFoundException"):
@@ -173,6 +138,46 @@ def resolve_batch(
             detail="the end of the range was not reached: the shard returned no further records",
         )
     return ResolvedBatch(batch, Resolution.RESOLVED, tuple(ids), records)
+
+
+def _read_range(
+    streams: DynamoDBStreamsClient, arn: str, batch: FailedBatch
+) -> tuple[dict[str, None], int, bool]:
+    """The request ids (in order) of the records from the batch's first sequence number to its last, how
+    many records were read, and whether the last was reached. Raises what the Streams API raises."""
+    end = int(batch.end_sequence_number)
+    iterator = streams.get_shard_iterator(
+        StreamArn=arn,
+        ShardId=batch.shard_id,
+        ShardIteratorType="AT_SEQUENCE_NUMBER",
+        SequenceNumber=batch.start_sequence_number,
+    ).get("ShardIterator")
+    ids: dict[str, None] = {}
+    records = 0
+    empty = 0
+    for _ in range(MAX_GET_RECORDS_PAGES):
+        if not iterator:
+            break
+        page = streams.get_records(ShardIterator=iterator, Limit=1000)
+        iterator = page.get("NextShardIterator")
+        if not page.get("Records"):
+            empty += 1
+            if empty >= MAX_EMPTY_PAGES:
+                break
+            continue
+        empty = 0
+        for record in page["Records"]:
+            stream = record.get("dynamodb") or {}
+            sequence = int(stream.get("SequenceNumber", "0"))
+            if sequence > end:
+                return ids, records, True
+            records += 1
+            request_id = ((stream.get("Keys") or {}).get(ID) or {}).get("S")
+            if request_id:
+                ids[str(request_id)] = None
+            if sequence == end:
+                return ids, records, True
+    return ids, records, False
 
 
 def parse_messages(messages: Iterable[Any]) -> tuple[list[FailedBatch], list[str]]:

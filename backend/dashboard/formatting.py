@@ -19,6 +19,7 @@ from backend.settings import Settings
 from backend.store.models import RequestDetail, RequestSummary
 
 NO_VALUE: Final = "—"
+CHART_MARGIN: Final = {"t": 40, "b": 10, "l": 10, "r": 10}  # every chart's, around its title
 
 
 def display_zone() -> ZoneInfo:

@@ -4,22 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamdesk_processor.item import (
-    ATTEMPTS,
-    CREATED_AT,
-    ERROR,
-    ERROR_MESSAGE,
-    ERROR_STEP,
-    ERROR_TYPE,
-    FINISHED_AT,
-    ID,
-    REDRIVEN_AT,
-    STARTED_AT,
-    STATUS,
-    TTL,
-    UPDATED_AT,
-    Status,
-)
+from streamdesk_processor import item
 
 from backend.store.models import UNKNOWN_STATE
 
@@ -59,9 +44,19 @@ class Expression:
 def summary_projection(expr: Expression) -> str:
     """What a list reads: the summary attributes, and of the error only type, message and step (the
     traceback can be kilobytes)."""
-    plain_names = [ID, STATUS, CREATED_AT, STARTED_AT, FINISHED_AT, UPDATED_AT, ATTEMPTS, TTL, REDRIVEN_AT]
+    plain_names = [
+        item.ID,
+        item.STATUS,
+        item.CREATED_AT,
+        item.STARTED_AT,
+        item.FINISHED_AT,
+        item.UPDATED_AT,
+        item.ATTEMPTS,
+        item.TTL,
+        item.REDRIVEN_AT,
+    ]
     paths = [expr.name(n) for n in plain_names]
-    paths += [expr.path(ERROR, sub) for sub in (ERROR_TYPE, ERROR_MESSAGE, ERROR_STEP)]
+    paths += [expr.path(item.ERROR, sub) for sub in (item.ERROR_TYPE, item.ERROR_MESSAGE, item.ERROR_STEP)]
     return ", ".join(paths)
 
 
@@ -69,12 +64,12 @@ def status_filter(expr: Expression, states: frozenset[str]) -> str | None:
     """A FilterExpression for ``states`` (None = every state)."""
     if not states:
         return None
-    status = expr.name(STATUS)
+    status = expr.name(item.STATUS)
     parts = []
     known = sorted(s for s in states if s != UNKNOWN_STATE)
     if known:
         parts.append(f"{status} IN ({', '.join(expr.value({'S': s}) for s in known)})")
     if UNKNOWN_STATE in states:
-        every = ", ".join(expr.value({"S": s}) for s in sorted(Status))
+        every = ", ".join(expr.value({"S": s}) for s in sorted(item.Status))
         parts.append(f"(attribute_not_exists({status}) OR NOT ({status} IN ({every})))")
     return " OR ".join(parts)
