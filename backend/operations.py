@@ -1,6 +1,6 @@
 """What support staff do, for the dashboard and the command line alike: find failures and stuck requests,
 retry them, reconcile. Pages and ``streamdesk retry``/``reconcile`` call these; the DynamoDB work is in
-``requests_dal`` (reads) and ``request_actions`` (writes)."""
+``backend.store.reader`` (reads) and ``backend.store.actions`` (writes)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Who may do what: viewers see everything and change nothing; operators may also retry and submit.
 
-The dashboard decides who is signed in (``backend/sign_in.py``); every action in the backend checks the
-actor it is given, so a viewer's change is refused even if a page asked for it.
+The dashboard decides who is signed in (``backend/dashboard/sign_in.py``); every action in the backend
+checks the actor it is given, so a viewer's change is refused even if a page asked for it.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Ready-made requests that drive the demo business logic down every path (see ``simulate`` in
-design.md). The submit page's examples and ``make demo`` both use these."""
+"""Ready-made requests that drive the demo business logic down every path (the ``simulate`` object: README,
+"The request's life"). The submit page's examples and ``make demo`` both use these."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The AWS traps the template avoids, reproduced by the twin when a modified template walks into them.
 
-design.md: "a test must show that the local twin reproduces the trap when the template does not avoid
+docs/architecture.md: "a test shows that the twin reproduces the trap when the template does not avoid
 it". Each test writes a modified copy of infra/template.yaml to tmp_path and runs the real server on it.
 """
 

@@ -1,4 +1,4 @@
-"""Streams API records -> records exactly as Lambda delivers them (aws-facts.md, "A stream record")."""
+"""Streams API records -> records exactly as Lambda delivers them (the shape AWS documents)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from backend.local.stream_events import (
 
 STREAM_ARN = "arn:aws:dynamodb:ddblocal:000000000000:table/T/stream/2026-11-27T00:00:00.000"
 
-# The sample of aws-facts.md: what Lambda hands the function for one INSERT.
+# The sample AWS documents: what Lambda hands the function for one INSERT.
 LAMBDA_SAMPLE: dict[str, Any] = {
     "eventID": "c4ca4238a0b923820dcc509a6f75849b",
     "eventName": "INSERT",

@@ -1,4 +1,4 @@
-"""infra/template.yaml: lint-clean, and every AWS trap in shared/aws-facts.md avoided.
+"""infra/template.yaml: lint-clean, and every AWS trap the tests below name avoided.
 
 Each test names the property that a deploy would get wrong without it; parameter defaults are resolved
 through backend.template so the values checked are those a plain ``make deploy`` uses.

@@ -18,7 +18,7 @@ from backend.local.vtl import (
     velocity_str,
 )
 
-# The template's idiom for embedding a string in JSON (see infra/template.yaml and aws-facts.md).
+# The template's idiom for embedding a string in JSON (see infra/template.yaml).
 EMBED = '{"s": "$util.escapeJavaScript($input.body).replaceAll("\\\\\'", "\'")"}'
 
 
