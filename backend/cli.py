@@ -70,7 +70,7 @@ def cmd_trigger(settings: Settings, _args: argparse.Namespace) -> int:
 
 def cmd_dashboard(settings: Settings, _args: argparse.Namespace) -> int:
     """Only the dashboard (for a deployed stack: STREAMDESK_STACK=name streamdesk dashboard)."""
-    from backend.dashboard_server import command
+    from backend.dashboard.server import command
 
     print(f"Dashboard on {settings.dashboard_url}", flush=True)
     return subprocess.call(command(settings.host, settings.dashboard_port), cwd=PROJECT_ROOT)

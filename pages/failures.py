@@ -8,6 +8,7 @@ Bodies, errors and tracebacks are shown as text (``st.code``), never as HTML or 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 import pandas as pd
@@ -25,6 +26,16 @@ KEY_REPORT: Final = "sd_failures_report"  # what the latest retry did, request b
 SAMPLES_SHOWN: Final = 10
 SELECTABLE: Final = 500  # requests of a group offered for selection (a whole group has no limit)
 FOLLOWED: Final = 100  # requests of a report whose status is followed live
+
+
+@dataclass(frozen=True)
+class RetryReport:
+    """What the latest retry did, kept in the session until dismissed."""
+
+    what: str
+    results: list[tuple[str, str, str]]  # id, outcome, detail
+    at: int  # epoch ms
+
 
 settings = reads.app_settings()
 actor = sign_in.page_actor(settings)
@@ -49,11 +60,9 @@ def _retry(ids: list[str], what: str, who: Actor) -> None:
     except StoreUnavailable as error:
         st.error(f"The retry stopped: {error}. {len(done)} of {total} request(s) were handled.")
         results = done
-    st.session_state[KEY_REPORT] = {
-        "what": what,
-        "results": [(r.request_id, r.outcome.value, r.detail) for r in results],
-        "at": reads.now_ms(),
-    }
+    st.session_state[KEY_REPORT] = RetryReport(
+        what, [(r.request_id, r.outcome.value, r.detail) for r in results], reads.now_ms()
+    )
     st.session_state.pop(KEY_PENDING, None)
     reads.clear_caches()
     st.rerun()
@@ -70,8 +79,9 @@ def _confirmation(group: FailureGroup) -> None:
         return
     ids: list[str] = pending["ids"]
     st.warning(
-        f"Retry {len(ids)} request(s) ({pending['what']})? Each FAILED one goes back to PENDING and is "
-        "processed again from its first unfinished step; requests no longer FAILED are left as they are."
+        f"Retry {len(ids)} request(s) ({pending['what']})? Each {Status.FAILED} one goes back to "
+        f"{Status.PENDING} and is processed again from its first unfinished step; requests no longer "
+        f"{Status.FAILED} are left as they are."
     )
     confirm, cancel = st.columns([1, 4])
     if confirm.button(f"Confirm: retry {len(ids)}", type="primary", key=f"fail_confirm_{group.key}"):
@@ -83,17 +93,17 @@ def _confirmation(group: FailureGroup) -> None:
 
 # ------------------------------------------------------------------------------------ report
 def _report() -> None:
-    report: dict[str, Any] | None = st.session_state.get(KEY_REPORT)
-    if not report:
+    report: RetryReport | None = st.session_state.get(KEY_REPORT)
+    if report is None:
         return
-    results: list[tuple[str, str, str]] = report["results"]
+    results = report.results
     counts: dict[str, int] = {}
     for _, outcome, _ in results:
         counts[outcome] = counts.get(outcome, 0) + 1
     with st.container(border=True):
         st.subheader("Latest retry")
         st.caption(
-            f"{report['what']}, at {formatting.fmt_time(report['at'], zone=formatting.display_zone())}: "
+            f"{report.what}, at {formatting.fmt_time(report.at, zone=formatting.display_zone())}: "
             + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
         )
 

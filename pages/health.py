@@ -12,6 +12,7 @@ from typing import Final
 import pandas as pd
 import plotly.express as px
 import streamlit as st
+from streamdesk_processor.item import Status
 
 from backend.computed.health import (
     HealthReport,
@@ -277,8 +278,8 @@ def _reconcile_controls(fixable: list[StuckRequest]) -> None:
         st.session_state[KEY_RECONCILE_ASKED] = True
     if st.session_state.get(KEY_RECONCILE_ASKED):
         st.warning(
-            f"Hand back {len(fixable)} stuck request(s)? Each is marked FAILED (error type Stuck) and "
-            "retried at once; a request that moved on meanwhile is left alone."
+            f"Hand back {len(fixable)} stuck request(s)? Each is marked {Status.FAILED} (error type Stuck) "
+            "and retried at once; a request that moved on meanwhile is left alone."
         )
         confirm, cancel = st.columns([1, 4])
         if confirm.button("Confirm: reconcile", type="primary", key="health_reconcile_confirm"):

@@ -6,16 +6,37 @@ The page never writes to the table: a request sent here takes the same path as e
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
 
 from backend import operations
-from backend.api_client import ApiClient, ApiUnreachable
+from backend.api_client import ApiClient, ApiUnreachable, SubmitResult
 from backend.dashboard import controls, formatting, reads, sign_in
 from backend.roles import PermissionDenied
 from backend.samples import SAMPLES
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to the last send: refused before sending, the API out of reach, or its answer."""
+
+    refused: str | None = None
+    unreachable: str | None = None
+    answer: SubmitResult | None = None
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A request this browser session sent."""
+
+    id: str
+    sent_at: int  # epoch ms
+    example: str
+    status_code: int
+    elapsed_ms: float
+
 
 settings = reads.app_settings()
 MAX_SENT_SHOWN = 50
@@ -36,65 +57,50 @@ def _send(text: str) -> None:
     """Validates and sends; the outcome is kept in the session so it survives the next rerun."""
     _, problem = formatting.parse_body(text)
     if problem:
-        st.session_state[controls.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": problem}
+        st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(refused=problem)
         return
     try:
         # The text as typed: the API stores the body exactly as received.
         with _client() as client:
             result = operations.submit(client, text, sign_in.page_actor(settings))
     except PermissionDenied as error:  # the backend's word, whatever the page showed
-        st.session_state[controls.KEY_LAST_SUBMIT] = {"kind": "invalid", "message": str(error)}
+        st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(refused=str(error))
         return
     except ApiUnreachable as error:
-        st.session_state[controls.KEY_LAST_SUBMIT] = {"kind": "unreachable", "message": str(error)}
+        st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(unreachable=str(error))
         return
-    outcome: dict[str, Any] = {
-        "kind": "answer",
-        "status_code": result.status_code,
-        "id": result.id,
-        "message": result.message,
-        "elapsed_ms": result.elapsed_ms,
-    }
-    st.session_state[controls.KEY_LAST_SUBMIT] = outcome
+    st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(answer=result)
     if result.id and 200 <= result.status_code < 300:
-        sent: list[dict[str, Any]] = st.session_state.setdefault(controls.KEY_SENT, [])
-        sent.insert(
-            0,
-            {
-                "id": result.id,
-                "sent": reads.now_ms(),
-                "example": st.session_state.get(controls.KEY_EXAMPLE) or "(typed)",
-                "status_code": result.status_code,
-                "elapsed_ms": result.elapsed_ms,
-            },
-        )
+        sent: list[Sent] = st.session_state.setdefault(controls.KEY_SENT, [])
+        example = st.session_state.get(controls.KEY_EXAMPLE) or "(typed)"
+        sent.insert(0, Sent(result.id, reads.now_ms(), example, result.status_code, result.elapsed_ms))
         del sent[MAX_SENT_SHOWN:]
 
 
-def _show_outcome(outcome: dict[str, Any]) -> str | None:
+def _show_outcome(outcome: SendOutcome) -> str | None:
     """Shows what happened to the last send; returns the id to follow, if any."""
-    kind = outcome["kind"]
-    if kind == "invalid":
-        st.error(outcome["message"])
+    if outcome.refused is not None:
+        st.error(outcome.refused)
         return None
-    if kind == "unreachable":
-        st.error(f"The API at {settings.api_base_url} cannot be reached: {outcome['message']}")
+    if outcome.unreachable is not None or outcome.answer is None:
+        st.error(f"The API at {settings.api_base_url} cannot be reached: {outcome.unreachable}")
         return None
-    code = int(outcome["status_code"])
+    answer = outcome.answer
+    code = answer.status_code
     cols = st.columns(3)
     cols[0].metric("HTTP status", code)
-    cols[1].metric("Acknowledged in", formatting.fmt_duration(outcome["elapsed_ms"]))
-    cols[2].metric("Request id", outcome["id"] or formatting.NO_VALUE)
+    cols[1].metric("Acknowledged in", formatting.fmt_duration(answer.elapsed_ms))
+    cols[2].metric("Request id", answer.id or formatting.NO_VALUE)
     if code == 403:
         st.error("The API refused the key (403 Forbidden): check STREAMDESK_API_KEY.")
         return None
-    if not 200 <= code < 300 or not outcome["id"]:
+    if not 200 <= code < 300 or not answer.id:
         st.warning(f"The API did not accept the request (HTTP {code}).")
-        if outcome.get("message"):
-            st.code(str(outcome["message"]), language="text")
+        if answer.message:
+            st.code(str(answer.message), language="text")
         return None
     st.success("Accepted: the request is stored and waits for processing.")
-    return str(outcome["id"])
+    return str(answer.id)
 
 
 def _follow(request_id: str) -> None:
@@ -159,7 +165,7 @@ def _follow(request_id: str) -> None:
 
 
 def _sent_list() -> None:
-    sent: list[dict[str, Any]] = st.session_state.get(controls.KEY_SENT, [])
+    sent: list[Sent] = st.session_state.get(controls.KEY_SENT, [])
     st.subheader("Sent from this browser")
     if not sent:
         st.caption("Nothing sent yet in this session.")
@@ -168,13 +174,13 @@ def _sent_list() -> None:
     table = pd.DataFrame(
         [
             {
-                "id": entry["id"],
-                "sent": formatting.fmt_time(entry["sent"], zone=zone),
-                "example": entry["example"],
-                "HTTP": entry["status_code"],
-                "acknowledged in": formatting.fmt_duration(entry["elapsed_ms"]),
+                "id": entry.id,
+                "sent": formatting.fmt_time(entry.sent_at, zone=zone),
+                "example": entry.example,
+                "HTTP": entry.status_code,
+                "acknowledged in": formatting.fmt_duration(entry.elapsed_ms),
                 # Relative to this page's URL, so it also works under a base path or a proxy.
-                "detail": formatting.detail_href(entry["id"]),
+                "detail": formatting.detail_href(entry.id),
             }
             for entry in sent
         ]

@@ -116,7 +116,7 @@ def page_actor(settings: Settings) -> Actor:
 
     ``dashboard.py`` signs in on every run, but a page can run without it: Streamlit runs a ``pages/``
     file directly when a deep link (``/failures``) is the first URL a server serves, before any session
-    ran the entry script. ``backend/dashboard_server.py`` (how the dashboard is started) prevents that;
+    ran the entry script. ``backend/dashboard/server.py`` (how the dashboard is started) prevents that;
     a server started with plain ``streamlit run`` does not, so every page asks here too.
     """
     actor = st.session_state.get(CURRENT_ACTOR)

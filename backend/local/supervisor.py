@@ -22,7 +22,7 @@ from typing import IO
 
 import httpx
 
-from backend import dashboard_server
+from backend.dashboard import server as dashboard_server
 from backend.local import dynamodb_local
 from backend.local.local_template import local_template
 from backend.local.table import ensure_table

@@ -104,13 +104,13 @@ class IndexQuery:
 
 @dataclass
 class Consumed:
-    stream: IndexQuery
+    query: IndexQuery
     entry: tuple[RequestSummary, dict[str, Any]]
     previous_mark: dict[str, Any] | None
 
 
 class Merger:
-    """Newest-first merge of shard queries. ``tiers`` are groups of streams whose items are all newer than
+    """Newest-first merge of index queries. ``tiers`` are groups of queries whose items are all newer than
     every item of the next group (one epoch day each for byTime), so later tiers are not read until needed."""
 
     def __init__(self, run_query: RunQuery, table: str, tiers: list[list[IndexQuery]], want: int) -> None:
@@ -120,27 +120,27 @@ class Merger:
         self.want = want
         self.examined = 0
 
-    def _fetch(self, stream: IndexQuery, active: int) -> None:
+    def _fetch(self, query: IndexQuery, active: int) -> None:
         limit = max(MIN_CHUNK, math.ceil(self.want / max(active, 1)) + 1)
-        answer = self.run_query(stream.query_params(self.table, limit, stream.start))
+        answer = self.run_query(query.query_params(self.table, limit, query.start))
         self.examined += int(answer.get("ScannedCount", 0))
-        stream.mark = stream.start
+        query.mark = query.start
         for item in answer.get("Items", []):
             summary = summary_from_item(item)
             created = summary.created_at if summary.created_at is not None else 0
-            stream.buffer.append((summary, stream.key_of(created, summary.id)))
-        stream.start = answer.get("LastEvaluatedKey")
-        stream.done = stream.start is None
+            query.buffer.append((summary, query.key_of(created, summary.id)))
+        query.start = answer.get("LastEvaluatedKey")
+        query.done = query.start is None
 
     def head(self) -> IndexQuery | None:
-        """The stream whose next item is the newest of all (fetching as needed), or None when exhausted."""
+        """The query whose next item is the newest of all (fetching as needed), or None when exhausted."""
         for tier in self.tiers:
             live = [s for s in tier if s.buffer or not s.done]
             if not live:
                 continue
-            for stream in live:
-                while not stream.buffer and not stream.done:
-                    self._fetch(stream, len(live))
+            for query in live:
+                while not query.buffer and not query.done:
+                    self._fetch(query, len(live))
             ready = [s for s in live if s.buffer]
             if ready:
                 # Ties on createdAt only occur between different states of one shard; any order is fine.
@@ -148,16 +148,16 @@ class Merger:
         return None
 
     def take(self) -> Consumed | None:
-        stream = self.head()
-        if stream is None:
+        query = self.head()
+        if query is None:
             return None
-        previous = stream.mark
-        entry = stream.buffer.popleft()
-        stream.mark = entry[1]
-        return Consumed(stream, entry, previous)
+        previous = query.mark
+        entry = query.buffer.popleft()
+        query.mark = entry[1]
+        return Consumed(query, entry, previous)
 
     def give_back(self, consumed: Sequence[Consumed]) -> None:
         """Undo ``take`` for these items, latest first."""
         for record in reversed(consumed):
-            record.stream.buffer.appendleft(record.entry)
-            record.stream.mark = record.previous_mark
+            record.query.buffer.appendleft(record.entry)
+            record.query.mark = record.previous_mark

@@ -75,7 +75,7 @@ class RequestStore:
     def _query(self, params: dict[str, Any]) -> dict[str, Any]:
         return cast(dict[str, Any], self._call(self.client.query, **params))
 
-    def _time_streams(
+    def _time_queries(
         self, since_ms: int, until_ms: int, states: frozenset[str] = frozenset()
     ) -> list[list[IndexQuery]]:
         """byTime partitions covering the range, grouped per epoch day, newest day first."""
@@ -96,7 +96,7 @@ class RequestStore:
             )
         return tiers
 
-    def _open_streams(
+    def _open_queries(
         self, states: Iterable[str], since_ms: int | None, until_ms: int | None = None
     ) -> list[IndexQuery]:
         chosen = sorted(set(states))
@@ -118,15 +118,13 @@ class RequestStore:
             for shard in range(self.shards)
         ]
 
-    def _read_all(
-        self, stream: IndexQuery, count_only: bool = False
-    ) -> tuple[list[RequestSummary], int, int]:
-        """Every item of one stream: (summaries, count, items read)."""
+    def _read_all(self, query: IndexQuery, count_only: bool = False) -> tuple[list[RequestSummary], int, int]:
+        """Every item of one query: (summaries, count, items read)."""
         items: list[RequestSummary] = []
         count = examined = 0
         start: dict[str, Any] | None = None
         while True:
-            params = stream.query_params(self.table, None, start, count_only)
+            params = query.query_params(self.table, None, start, count_only)
             answer = self._call(self.client.query, **params)
             examined += int(answer.get("ScannedCount", 0))
             count += int(answer.get("Count", 0))
@@ -135,15 +133,15 @@ class RequestStore:
             if start is None:
                 return items, count, examined
 
-    def _read_streams(
-        self, streams: Sequence[IndexQuery], count_only: bool = False
+    def _read_queries(
+        self, queries: Sequence[IndexQuery], count_only: bool = False
     ) -> tuple[list[RequestSummary], int, int]:
-        """Every item of every stream, the queries in parallel (DynamoDB serves partitions concurrently)."""
-        if not streams:
+        """Every item of every query, the queries in parallel (DynamoDB serves partitions concurrently)."""
+        if not queries:
             return [], 0, 0
-        workers = min(MAX_PARALLEL_QUERIES, len(streams))
+        workers = min(MAX_PARALLEL_QUERIES, len(queries))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamdesk-query") as pool:
-            results = list(pool.map(lambda s: self._read_all(s, count_only), streams))
+            results = list(pool.map(lambda s: self._read_all(s, count_only), queries))
         items = [item for part in results for item in part[0]]
         items.sort(key=lambda s: (s.created_at or 0, s.id), reverse=True)
         return items, sum(r[1] for r in results), sum(r[2] for r in results)
@@ -192,15 +190,15 @@ class RequestStore:
         until = now_ms() if until_ms is None else until_ms
         if until < since_ms:
             return [], 0
-        streams = [s for tier in self._time_streams(since_ms, until) for s in tier]
-        items, _, examined = self._read_streams(streams)
+        queries = [s for tier in self._time_queries(since_ms, until) for s in tier]
+        items, _, examined = self._read_queries(queries)
         return items, examined
 
     def read_open(
         self, states: Iterable[str] = tuple(OPEN_STATES), since_ms: int | None = None
     ) -> tuple[list[RequestSummary], int]:
         """``open_requests`` and the number of items read."""
-        items, _, examined = self._read_streams(self._open_streams(states, since_ms))
+        items, _, examined = self._read_queries(self._open_queries(states, since_ms))
         return items, examined
 
     def open_requests(
@@ -217,7 +215,7 @@ class RequestStore:
         counts: dict[str, int] = {}
         examined = 0
         for state in sorted(set(states)):
-            _, count, read = self._read_streams(self._open_streams([state], None), count_only=True)
+            _, count, read = self._read_queries(self._open_queries([state], None), count_only=True)
             counts[state] = count
             examined += read
         return counts, examined
@@ -245,7 +243,7 @@ class RequestStore:
 
         if plan == "open":
             since, until = flt.since_ms, flt.until_ms
-            tiers = [self._open_streams(flt.states, since, until)]
+            tiers = [self._open_queries(flt.states, since, until)]
         else:
             if payload is not None:
                 since, until = int(payload["lo"]), int(payload["hi"])
@@ -253,12 +251,12 @@ class RequestStore:
                 window = flt.list_range(now_ms())
                 assert window is not None  # the "time" plan is never a list of open states only
                 since, until = window
-            tiers = self._time_streams(since, until, frozenset(flt.states)) if since <= until else []
+            tiers = self._time_queries(since, until, frozenset(flt.states)) if since <= until else []
         if payload is not None:
             states = payload.get("s", {})
             for tier in tiers:
-                for stream in tier:
-                    stream.restore(states.get(stream.key_value))
+                for query in tier:
+                    query.restore(states.get(query.key_value))
 
         merger = Merger(self._query, self.table, tiers, page_size + 1)
         items: list[RequestSummary] = []

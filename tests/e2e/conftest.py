@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from backend import dashboard_server
+from backend.dashboard import server as dashboard_server
 from backend.local.dynamodb_local import free_port
 from backend.local.trigger import run_trigger
 from backend.settings import Settings

@@ -1,7 +1,7 @@
 """A shared link opened first on a freshly started dashboard goes through the router (and its sign-in).
 
 Streamlit runs a `pages/` folder as an old-style multipage app until the first st.navigation call in the
-server's life; without backend/dashboard_server.py a first visit to /requests?id=... would run the page
+server's life; without backend/dashboard/server.py a first visit to /requests?id=... would run the page
 alone: no sidebar, no navigation, no sign-in.
 """
 

@@ -1,4 +1,4 @@
-"""Starts the Streamlit dashboard: ``python -m backend.dashboard_server [streamlit run options]``.
+"""Starts the Streamlit dashboard: ``python -m backend.dashboard.server [streamlit run options]``.
 
 ``make up`` and ``streamdesk dashboard`` start the dashboard through this module rather than with
 ``streamlit run dashboard.py`` for one reason: Streamlit treats a folder named ``pages/`` beside the entry
@@ -24,7 +24,7 @@ ENTRY_SCRIPT = PROJECT_ROOT / "dashboard.py"
 def command(host: str, port: int) -> list[str]:
     """The command line that starts the dashboard on ``host:port`` (used by ``make up`` and the tests)."""
     return [
-        sys.executable, "-m", "backend.dashboard_server",
+        sys.executable, "-m", "backend.dashboard.server",
         "--server.port", str(port),
         "--server.address", host,
         "--server.headless", "true",
