@@ -16,6 +16,8 @@ from urllib.parse import quote
 import httpx
 from streamdesk_processor import item
 
+from backend.settings import Settings
+
 __all__ = ["ApiClient", "ApiUnreachable", "PublicRequest", "StatusResult", "SubmitResult"]
 
 
@@ -123,6 +125,11 @@ def _message(response: httpx.Response, payload: dict[str, Any] | None) -> str:
 
 class ApiClient:
     """A client of one API (base URL without ``/requests``, e.g. ``http://127.0.0.1:3000``)."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> ApiClient:
+        """The client of the settings' API (local twin or deployed stage), with its key."""
+        return cls(settings.api_base_url, settings.api_key)
 
     def __init__(self, base_url: str, api_key: str, timeout: float = 10) -> None:
         self.base_url = base_url.rstrip("/")

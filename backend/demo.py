@@ -14,7 +14,7 @@ from backend.settings import Settings
 def run_demo(settings: Settings, per_kind: int = 3, wait_seconds: float = 30.0) -> int:
     """Send ``per_kind`` requests of every sample, follow them until final; 0 if the API took them all."""
     sent: list[tuple[str, str]] = []
-    with ApiClient(settings.api_base_url, settings.api_key) as client:
+    with ApiClient.of(settings) as client:
         return _send_and_follow(client, settings, sent, per_kind, wait_seconds)
 
 

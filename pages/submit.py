@@ -42,11 +42,6 @@ settings = reads.app_settings()
 MAX_SENT_SHOWN = 50
 
 
-def _client() -> ApiClient:
-    """A client for one call (use it in a ``with``): the API key goes in the x-api-key header."""
-    return ApiClient(settings.api_base_url, settings.api_key)
-
-
 def _load_example() -> None:
     name = st.session_state.get(controls.KEY_EXAMPLE)
     if name in SAMPLES:
@@ -61,7 +56,7 @@ def _send(text: str) -> None:
         return
     try:
         # The text as typed: the API stores the body exactly as received.
-        with _client() as client:
+        with ApiClient.of(settings) as client:
             result = operations.submit(client, text, sign_in.page_actor(settings))
     except PermissionDenied as error:  # the backend's word, whatever the page showed
         st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(refused=str(error))
@@ -113,7 +108,7 @@ def _follow(request_id: str) -> None:
     def live_status() -> None:
         st.subheader("Live status")
         try:
-            with _client() as client:
+            with ApiClient.of(settings) as client:
                 answer = client.get(request_id)
         except ApiUnreachable as error:
             st.error(f"The API at {settings.api_base_url} cannot be reached: {error}")
