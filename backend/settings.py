@@ -90,12 +90,23 @@ class Settings(BaseSettings):
     stuck_after_seconds: float = Field(300.0, gt=0)
     page_size: int = Field(50, ge=5, le=500)
 
-    # Who may change things (see backend/roles.py). With an OpenID Connect provider in secrets ([auth]),
-    # people sign in with st.login and the e-mails in `operators` are operators; otherwise one password
-    # per role; with neither, the local default runs as operator, on 127.0.0.1 only.
+    # Who may change things (see backend/roles.py and backend/access.py). With an OpenID Connect provider
+    # in secrets ([auth]), people sign in with st.login: the verified e-mails in `operators` are
+    # operators, those in `viewers` (e-mails, "@domain", or "*" for any verified account) viewers, and
+    # nobody else gets in; otherwise one password per role; with neither, the local default runs as
+    # operator, on 127.0.0.1 only.
     viewer_password: SecretStr | None = None
     operator_password: SecretStr | None = None
     operators: tuple[str, ...] = ()
+    viewers: tuple[str, ...] = ()
+
+    @field_validator("viewer_password", "operator_password")
+    @classmethod
+    def _not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty password would let in whoever submits the form empty: refuse to start instead.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is set but empty; unset it to turn password sign-in off, or give a password")
+        return value
 
     @field_validator("data_dir")
     @classmethod

@@ -50,13 +50,27 @@ def _export_row(d: RequestDetail) -> dict[str, Any]:
     }
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...).
+FORMULA_PREFIXES: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would take for a formula, with a leading ``'`` (OWASP's advice:
+    shown as text, the value still readable); anything else as it is. Client data (bodies, error
+    messages) reaches these cells."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def export_csv(details: Iterable[RequestDetail]) -> bytes:
-    """CSV, one row per request, the columns of :data:`EXPORT_COLUMNS` (body included)."""
+    """CSV, one row per request, the columns of :data:`EXPORT_COLUMNS` (body included); no cell can run
+    as a formula in a spreadsheet."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(EXPORT_COLUMNS), extrasaction="ignore")
     writer.writeheader()
     for detail in details:
-        writer.writerow(_export_row(detail))
+        writer.writerow({k: spreadsheet_safe(v) for k, v in _export_row(detail).items()})
     return buffer.getvalue().encode("utf-8")
 
 

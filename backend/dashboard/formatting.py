@@ -90,15 +90,50 @@ def fmt_expiry(ttl_s: int | None, now: int) -> str:
     return f"in {fmt_duration(left)}"
 
 
+# Indenting multiplies a deeply nested body's size (each level adds its indent to every line inside it):
+# past this depth, or past this growth, the body is shown as stored.
+PRETTY_MAX_DEPTH: Final = 32
+PRETTY_MAX_GROWTH: Final = 4
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``text`` nests arrays and objects (brackets outside strings), without parsing it: a
+    body nested deeper than the parser's recursion limit must not crash the page that shows it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def pretty_body(body: str | None) -> tuple[str, str]:
-    """The body as text for ``st.code`` and its language: indented JSON when it parses, else as stored."""
+    """The body as text for ``st.code`` and its language: indented JSON when it parses and stays of a
+    reasonable size, else as stored."""
     if body is None:
         return "(no body stored)", "text"
+    if json_depth(body) > PRETTY_MAX_DEPTH:
+        return body, "json"
     try:
         parsed = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body, "text"
-    return json.dumps(parsed, indent=2, ensure_ascii=False), "json"
+    pretty = json.dumps(parsed, indent=2, ensure_ascii=False)
+    if len(pretty) > PRETTY_MAX_GROWTH * len(body) + 4096:
+        return body, "json"
+    return pretty, "json"
 
 
 def flags(summary: RequestSummary, now: int, settings: Settings) -> list[str]:

@@ -1,22 +1,25 @@
 """Who is using the dashboard, and with which role (the page side of ``backend/roles.py``).
 
 Three modes, the first configured wins:
-1. OpenID Connect (``[auth]`` in ``.streamlit/secrets.toml``): ``st.login``; operators are the e-mails listed
-   in ``STREAMDESK_OPERATORS`` / ``operators`` of ``[streamdesk]``; everyone else signed in is a viewer.
+1. OpenID Connect (``[auth]`` in ``.streamlit/secrets.toml``): ``st.login``; operators are the verified
+   e-mails listed in ``STREAMDESK_OPERATORS``, viewers those in ``STREAMDESK_VIEWERS``; anyone else signed
+   in is refused (the rules: ``backend/access.py``).
 2. Passwords (``viewer_password`` / ``operator_password``): a password form; the role is the one whose
-   password matched.
+   password matched; failed attempts are slowed down and limited per client address.
 3. Neither: the local default. Operator when the dashboard listens on 127.0.0.1 only (and the page says so);
    a viewer otherwise, because an unauthenticated dashboard reachable from a network must not change things.
 """
 
 from __future__ import annotations
 
-import hmac
+import time
 from enum import StrEnum
 from typing import Any
 
 import streamlit as st
 
+from backend import access
+from backend.dashboard.formatting import md_escape
 from backend.roles import Actor, Role
 from backend.settings import LOOPBACK_ADDRESSES, Settings
 
@@ -46,16 +49,70 @@ def sign_in_mode(settings: Settings) -> SignInMode:
     return SignInMode.LOCAL
 
 
+# One limiter for the whole server process: every browser session shares it, so a new session does not
+# get a fresh budget of guesses.
+PASSWORD_ATTEMPTS = access.AttemptLimiter()
+# Every wrong password costs its sender this long, on top of the limit per window.
+FAILED_ATTEMPT_DELAY_S = 1.0
+
+
 def role_for_password(settings: Settings, password: str) -> Role | None:
-    """The role whose password this is (constant-time comparisons), or None."""
-    given = password.encode()
-    for role, secret in (
-        (Role.OPERATOR, settings.operator_password),
-        (Role.VIEWER, settings.viewer_password),
-    ):
-        if secret is not None and hmac.compare_digest(given, secret.get_secret_value().encode()):
-            return role
-    return None
+    """The role whose password this is (constant-time comparisons), or None; never for an empty one."""
+    secrets = {
+        Role.OPERATOR: settings.operator_password.get_secret_value() if settings.operator_password else None,
+        Role.VIEWER: settings.viewer_password.get_secret_value() if settings.viewer_password else None,
+    }
+    return access.role_for_password(password, secrets)
+
+
+def _client_address() -> str:
+    """The browser's address as the server sees it (behind a proxy: the proxy's, so the limit is shared)."""
+    try:
+        address = st.context.ip_address
+    except Exception:  # no request context: one shared bucket
+        return "unknown"
+    return address if isinstance(address, str) and address else "unknown"
+
+
+def _password_sign_in(settings: Settings) -> Actor | None:
+    with st.form("sign-in"):
+        st.write("Sign in to use Streamdesk.")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in", type="primary")
+    if not submitted:
+        return None
+    client = _client_address()
+    wait = PASSWORD_ATTEMPTS.wait_seconds(client)
+    if wait > 0:
+        st.error(f"Too many wrong passwords: try again in {int(wait) + 1} s.")
+        return None
+    matched = role_for_password(settings, password)
+    if matched is None:
+        PASSWORD_ATTEMPTS.failed(client)
+        time.sleep(FAILED_ATTEMPT_DELAY_S)
+        st.error("Wrong password.")
+        return None
+    PASSWORD_ATTEMPTS.succeeded(client)
+    return Actor(matched.value, matched)
+
+
+def _oidc_sign_in(settings: Settings) -> Actor | None:
+    user: Any = st.user
+    if not user.is_logged_in:
+        st.info("Sign in to use Streamdesk.")
+        st.button("Sign in", on_click=st.login, type="primary")
+        return None
+    claims = user.to_dict()
+    role = access.oidc_role(claims, settings.operators, settings.viewers)
+    shown = str(claims.get("email") or claims.get("name") or "signed-in user")
+    if role is None:
+        st.error(
+            f"{md_escape(shown)} may not use this dashboard: only verified e-mail addresses listed as "
+            "operators or viewers may. Ask an operator to add you."
+        )
+        st.button("Sign out", on_click=st.logout)
+        return None
+    return Actor(shown, role)
 
 
 def server_listens_on_loopback_only() -> bool:
@@ -80,31 +137,12 @@ def current_actor(settings: Settings) -> Actor | None:
     if mode is SignInMode.LOCAL:
         return local_default_actor(settings)
     if mode is SignInMode.OIDC:
-        user: Any = st.user
-        if not user.is_logged_in:
-            st.info("Sign in to use Streamdesk.")
-            st.button("Sign in", on_click=st.login, type="primary")
-            return None
-        email = user.get("email")
-        # Only a verified e-mail can make an operator: a display name is chosen by the user, and so is
-        # an unverified address at some providers. (No email_verified claim at all: the provider vouches.)
-        verified = isinstance(email, str) and user.get("email_verified", True) is not False
-        is_operator = verified and str(email).lower() in {o.lower() for o in settings.operators}
-        shown = str(email or user.get("name") or "signed-in user")
-        return Actor(shown, Role.OPERATOR if is_operator else Role.VIEWER)
+        return _oidc_sign_in(settings)
     actor = st.session_state.get(SESSION_ACTOR)
     if isinstance(actor, Actor):
         return actor
-    with st.form("sign-in"):
-        st.write("Sign in to use Streamdesk.")
-        password = st.text_input("Password", type="password")
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        matched = role_for_password(settings, password)
-        if matched is None:
-            st.error("Wrong password.")
-            return None
-        actor = Actor(matched.value, matched)
+    actor = _password_sign_in(settings)
+    if actor is not None:
         st.session_state[SESSION_ACTOR] = actor
         st.rerun()
     return None
@@ -139,8 +177,6 @@ def sign_out() -> None:
 def describe(actor: Actor, settings: Settings) -> str:
     """One line for the sidebar: who, which role, and how they got it."""
     mode = sign_in_mode(settings)
-    from backend.dashboard.formatting import md_escape  # the name comes from a sign-in provider: data
-
     text = f"Signed in as **{md_escape(actor.name)}** ({actor.role.value})"
     if mode is SignInMode.LOCAL:
         if actor.role is Role.OPERATOR:

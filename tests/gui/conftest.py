@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Element
 
+from backend.dashboard.sign_in import PASSWORD_ATTEMPTS
 from backend.settings import Settings
 from backend.template import PROJECT_ROOT
 
@@ -52,8 +53,10 @@ def app_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, tmp_path: Path)
     monkeypatch.setenv("STREAMDESK_API_KEY", settings.api_key)
     monkeypatch.setenv("STREAMDESK_API_PORT", "9")  # discard port: nothing answers there
     clear_streamlit_caches()
+    PASSWORD_ATTEMPTS.reset()  # one limiter per server process: each test starts with a full budget
     yield settings
     clear_streamlit_caches()
+    PASSWORD_ATTEMPTS.reset()
 
 
 RunPage = Callable[..., AppTest]

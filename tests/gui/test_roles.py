@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from backend.dashboard import sign_in
+from backend.dashboard.formatting import md_escape
 from backend.dashboard.sign_in import CURRENT_ACTOR
 from backend.local.trigger import Trigger
 from backend.operations import Pipeline
@@ -106,6 +108,31 @@ def test_nobody_sees_anything_before_signing_in(passwords: Settings, failed_ids:
     assert not app.dataframe
 
 
+def test_password_guessing_is_slowed_and_then_refused(
+    monkeypatch: pytest.MonkeyPatch, passwords: Settings, failed_ids: list[str]
+) -> None:
+    """Past the limit even the right password is refused for a while: a guesser cannot tell a hit."""
+    monkeypatch.setattr(sign_in, "FAILED_ATTEMPT_DELAY_S", 0.0)  # the limit is what is tested here
+    app = open_page()
+    for attempt in range(sign_in.PASSWORD_ATTEMPTS.limit):
+        app.text_input[0].input(f"guess {attempt}")
+        app.button[0].click()
+        run_entry(app)
+        assert "Wrong password." in texts(app)
+    app.text_input[0].input(OPERATOR_PASSWORD)
+    app.button[0].click()
+    run_entry(app)
+    assert "Too many wrong passwords: try again in" in texts(app)
+    assert CURRENT_ACTOR not in app.session_state and not app.dataframe
+
+    sign_in.PASSWORD_ATTEMPTS.reset()  # the window passed
+    app.text_input[0].input(OPERATOR_PASSWORD)
+    app.button[0].click()
+    run_entry(app)
+    run_entry(app)
+    assert app.session_state[CURRENT_ACTOR] == Actor("operator", Role.OPERATOR)
+
+
 def test_a_viewer_sees_the_data_and_no_controls(passwords: Settings, failed_ids: list[str]) -> None:
     viewer = open_page("pages/failures.py", password=VIEWER_PASSWORD)
     assert viewer.session_state[CURRENT_ACTOR] == Actor("viewer", Role.VIEWER)
@@ -192,23 +219,41 @@ def test_openid_connect_sign_in_and_operators_by_email(
     monkeypatch: pytest.MonkeyPatch, app_env: Settings, failed_ids: list[str]
 ) -> None:
     monkeypatch.setenv("STREAMDESK_OPERATORS", '["Ops@Example.com"]')
+    monkeypatch.setenv("STREAMDESK_VIEWERS", '["@example.com"]')
 
     signed_out = oidc_app({"is_logged_in": False})
     assert "Sign in to use Streamdesk." in texts(signed_out)
     assert [b.label for b in signed_out.button] == ["Sign in"]
     assert CURRENT_ACTOR not in signed_out.session_state and not signed_out.dataframe
 
-    operator = oidc_app({"is_logged_in": True, "email": "ops@example.com"})
+    operator = oidc_app({"is_logged_in": True, "email": "ops@example.com", "email_verified": True})
     assert operator.session_state[CURRENT_ACTOR] == Actor("ops@example.com", Role.OPERATOR)
     assert any(k.startswith("fail_retry_group_") for k in control_keys(operator))
 
-    viewer = oidc_app({"is_logged_in": True, "email": "support@example.com"})
+    viewer = oidc_app({"is_logged_in": True, "email": "support@example.com", "email_verified": "true"})
     assert viewer.session_state[CURRENT_ACTOR] == Actor("support@example.com", Role.VIEWER)
     assert "2 failed request(s) in 1 group(s)" in texts(viewer)
     assert control_keys(viewer) == set()
 
-    # Only a verified e-mail makes an operator; a display name never does.
-    unverified = oidc_app({"is_logged_in": True, "email": "ops@example.com", "email_verified": False})
-    assert unverified.session_state[CURRENT_ACTOR] == Actor("ops@example.com", Role.VIEWER)
-    named = oidc_app({"is_logged_in": True, "name": "ops@example.com"})
-    assert named.session_state[CURRENT_ACTOR] == Actor("ops@example.com", Role.VIEWER)
+    # Only a verified e-mail gets in at all; a display name never does.
+    for unverified_claims in (
+        {"email": "ops@example.com", "email_verified": False},
+        {"email": "ops@example.com", "email_verified": "false"},
+        {"email": "ops@example.com"},  # no claim: the provider promised nothing
+        {"name": "ops@example.com"},
+    ):
+        refused = oidc_app({"is_logged_in": True, **unverified_claims})
+        assert CURRENT_ACTOR not in refused.session_state, unverified_claims
+        assert "may not use this dashboard" in texts(refused)
+        assert not refused.dataframe and not refused.metric and failed_ids[0] not in texts(refused)
+
+
+def test_openid_connect_refuses_an_account_nobody_listed(
+    monkeypatch: pytest.MonkeyPatch, app_env: Settings, failed_ids: list[str]
+) -> None:
+    """With a public provider, "signed in" is anyone on the internet: unlisted accounts see nothing."""
+    monkeypatch.setenv("STREAMDESK_OPERATORS", '["ops@example.com"]')
+    stranger = oidc_app({"is_logged_in": True, "email": "someone@elsewhere.org", "email_verified": True})
+    assert CURRENT_ACTOR not in stranger.session_state
+    assert f"{md_escape('someone@elsewhere.org')} may not use this dashboard" in texts(stranger)
+    assert not stranger.dataframe and failed_ids[0] not in texts(stranger)

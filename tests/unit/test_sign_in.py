@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pydantic import ValidationError
 from streamlit import config
 
 from backend.dashboard.sign_in import local_default_actor, role_for_password
@@ -41,3 +42,21 @@ def test_passwords_decide_the_role() -> None:
     assert role_for_password(settings, "look") is Role.VIEWER
     assert role_for_password(settings, "guess") is None
     assert role_for_password(settings, "") is None
+
+
+def test_an_empty_password_never_signs_in() -> None:
+    settings = Settings(viewer_password="look")
+    assert role_for_password(settings, "") is None
+    assert role_for_password(settings, "look") is Role.VIEWER
+
+
+@pytest.mark.parametrize("name", ["STREAMDESK_OPERATOR_PASSWORD", "STREAMDESK_VIEWER_PASSWORD"])
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_configured_password_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    """Set but empty would let in whoever submits the form empty: the settings refuse it, clearly."""
+    monkeypatch.setenv("STREAMDESK_VIEWER_PASSWORD", "look")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match="set but empty"):
+        Settings()
