@@ -95,14 +95,14 @@ class RollupsConsumer:
 
     def _not_counted(self, changes: Sequence[Change], report: ApplyReport) -> list[Change]:
         """The changes above their request's ledger mark, in order; duplicates within the batch dropped."""
-        marks = self._store.marks(change.request_id for change in changes)
+        marks = self._store.marks(change.ledger_key for change in changes)
         fresh: list[Change] = []
         for change in changes:
-            mark = marks.get(change.request_id)
+            mark = marks.get(change.ledger_key)
             if mark is not None and change.sequence <= mark:
                 report.duplicates += 1
                 continue
-            marks[change.request_id] = change.sequence
+            marks[change.ledger_key] = change.sequence
             fresh.append(change)
         return fresh
 

@@ -50,7 +50,7 @@ class Chunk:
 
     changes: list[Change] = field(default_factory=list)
     buckets: dict[tuple[Grain, int], BucketDelta] = field(default_factory=dict)
-    marks: dict[str, tuple[str, str]] = field(default_factory=dict)  # request id -> (first, last) sequence
+    marks: dict[str, tuple[str, str]] = field(default_factory=dict)  # ledger key -> (first, last) sequence
     open_failures: int = 0
 
     @property
@@ -88,8 +88,8 @@ def _with(base: Chunk, change: Change) -> Chunk:
         marks=dict(base.marks),
         open_failures=base.open_failures + change.open_failures,
     )
-    first = result.marks.get(change.request_id, (change.sequence, change.sequence))[0]
-    result.marks[change.request_id] = (first, change.sequence)
+    first = result.marks.get(change.ledger_key, (change.sequence, change.sequence))[0]
+    result.marks[change.ledger_key] = (first, change.sequence)
     for grain in Grain:
         _add_change(result, change, grain)
     return result

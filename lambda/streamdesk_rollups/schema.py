@@ -6,8 +6,9 @@ One table, three kinds of item told apart by the partition key ``pk`` (S); the s
   (a minute) or ``h`` (an hour). Counters ``n:<transition>``, error-group counters ``g:<group key>`` with the
   group's type and pattern in ``gt:<key>`` / ``gp:<key>``, latency sketch bins ``<stage>:<bin>`` (see
   ``sketch.LatencySketch.to_counts``), and ``ttl`` (epoch seconds, the bucket's start plus the retention).
-- Ledger ``pk = "ledger:<request id>"``, ``sk = 0``: ``mark``, the highest stream sequence number of that
-  request already counted (zero-padded to 40 digits so that text order is number order), and ``ttl``.
+- Ledger ``pk = "ledger:<stream label>:<request id>"``, ``sk = 0``: ``mark``, the highest stream sequence
+  number of that request already counted (zero-padded to 40 digits so that text order is number order),
+  and ``ttl``.
 - Gauge ``pk = "gauge:<write shard>"``, ``sk = 0``: ``openFailures`` (FAILED entered minus FAILED left).
   Read by summing the shards; never expires.
 """
@@ -77,8 +78,14 @@ def rollup_pk(grain: Grain, bucket_ms: int, shard: int) -> str:
     return SEPARATOR.join((grain.value, str(bucket_ms // MS_PER_DAY), str(shard)))
 
 
-def ledger_pk(request_id: str) -> str:
-    return f"{LEDGER_PREFIX}{SEPARATOR}{request_id}"
+def ledger_pk(stream_label: str, request_id: str) -> str:
+    """The ledger entry of one request in one stream (a stream enabled again restarts its numbering)."""
+    return SEPARATOR.join((LEDGER_PREFIX, stream_label, request_id))
+
+
+def stream_label(stream_arn: str | None) -> str:
+    """The last part of a stream ARN (``.../stream/2026-11-27T00:00:00.000``), unique per table's stream."""
+    return (stream_arn or "").rsplit("/", 1)[-1]
 
 
 def gauge_pk(shard: int) -> str:

@@ -21,7 +21,6 @@ from streamdesk_rollups.schema import (
     TTL,
     Grain,
     gauge_pk,
-    ledger_pk,
     rollup_pk,
 )
 
@@ -46,21 +45,20 @@ class RollupStore:
         self._table = table_name
         self._retention_seconds = retention_seconds
 
-    def marks(self, request_ids: Iterable[str]) -> dict[str, str]:
-        """Each request's ledger mark (padded sequence number); requests without one are absent."""
-        wanted = sorted(set(request_ids))
+    def marks(self, ledger_keys: Iterable[str]) -> dict[str, str]:
+        """Each ledger entry's mark (padded sequence number); entries that do not exist are absent."""
+        wanted = sorted(set(ledger_keys))
         found: dict[str, str] = {}
         for start in range(0, len(wanted), BATCH_GET_LIMIT):
             keys: list[dict[str, Any]] = [
-                {PK: {"S": ledger_pk(rid)}, SK: {"N": "0"}} for rid in wanted[start : start + BATCH_GET_LIMIT]
+                {PK: {"S": key}, SK: {"N": "0"}} for key in wanted[start : start + BATCH_GET_LIMIT]
             ]
             while keys:
                 answer = self._client.batch_get_item(
                     RequestItems={self._table: {"Keys": keys, "ConsistentRead": True}}
                 )
                 for entry in answer.get("Responses", {}).get(self._table, []):
-                    request_id = entry[PK]["S"].split(":", 1)[1]
-                    found[request_id] = entry[MARK]["S"]
+                    found[entry[PK]["S"]] = entry[MARK]["S"]
                 unprocessed: dict[str, Any] = dict(answer.get("UnprocessedKeys") or {})
                 keys = list((unprocessed.get(self._table) or {}).get("Keys") or [])
         return found
@@ -88,12 +86,12 @@ class RollupStore:
                 raise Conflict(message) from None
             raise
 
-    def _ledger(self, request_id: str, marks: tuple[str, str], ttl: int) -> dict[str, Any]:
+    def _ledger(self, ledger_key: str, marks: tuple[str, str], ttl: int) -> dict[str, Any]:
         first, last = marks
         return {
             "Update": {
                 "TableName": self._table,
-                "Key": {PK: {"S": ledger_pk(request_id)}, SK: {"N": "0"}},
+                "Key": {PK: {"S": ledger_key}, SK: {"N": "0"}},
                 "UpdateExpression": "SET #mark = :last, #ttl = :ttl",
                 "ConditionExpression": "attribute_not_exists(#mark) OR #mark < :first",
                 "ExpressionAttributeNames": {"#mark": MARK, "#ttl": TTL},

@@ -25,7 +25,7 @@ from streamdesk_processor import item
 from streamdesk_processor.item import Status
 
 from streamdesk_rollups.error_groups import NO_ERROR_TYPE, group_key, normalise_message
-from streamdesk_rollups.schema import Stage, Transition, padded_sequence
+from streamdesk_rollups.schema import Stage, Transition, ledger_pk, padded_sequence, stream_label
 
 INSERT, MODIFY, REMOVE = "INSERT", "MODIFY", "REMOVE"
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
@@ -48,6 +48,7 @@ class Change:
 
     request_id: str
     sequence: str
+    ledger_key: str  # the ledger entry that holds this request's mark in this stream
     transitions: tuple[tuple[Transition, int], ...] = ()  # (transition, at epoch ms)
     latencies: tuple[tuple[Stage, int], ...] = ()  # (stage, ms), counted at ``finished_at``
     finished_at: int | None = None
@@ -79,12 +80,14 @@ def change_of(record: Mapping[str, Any]) -> Change:
     created = stream.get("ApproximateCreationDateTime")
     record_ms = int(float(created) * 1000) if isinstance(created, int | float) else None
     by_ttl = (record.get("userIdentity") or {}).get("principalId") == TTL_PRINCIPAL
-    return _derive(request_id, sequence, old, new, event_name, by_ttl, record_ms)
+    ledger_key = ledger_pk(stream_label(record.get("eventSourceARN")), request_id)
+    return _derive(request_id, sequence, ledger_key, old, new, event_name, by_ttl, record_ms)
 
 
 def _derive(
     request_id: str,
     sequence: str,
+    ledger_key: str,
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     event_name: str,
@@ -113,6 +116,7 @@ def _derive(
     return Change(
         request_id=request_id,
         sequence=sequence,
+        ledger_key=ledger_key,
         transitions=transitions,
         latencies=latencies(new) if finished else (),
         finished_at=finished_at,

@@ -147,3 +147,22 @@ def test_a_hot_minute_is_spread_over_the_write_shards(ddb: Any, rollups_table: s
     ]
     assert len({entry[PK]["S"] for entry in minute_items}) == 4  # every shard took some of the batches
     assert reader(ddb, rollups_table).total(SINCE, UNTIL).counts[Transition.ACCEPTED] == 200
+
+
+def test_a_new_stream_of_the_same_table_starts_a_new_ledger(ddb: Any, rollups_table: str) -> None:
+    # Disabling and enabling a table's stream gives a new stream whose numbers may start lower again.
+    consumer = make_consumer(ddb, rollups_table)
+    old = change("r", None, "PENDING", "900", T0)
+    new = change("r", "PENDING", "FAILED", "5", T0 + 1)
+    new["eventSourceARN"] = old["eventSourceARN"].rsplit("/", 1)[0] + "/2027-01-01T00:00:00.000"
+    consumer.handle({"Records": [old]})
+    consumer.handle({"Records": [new]})
+    consumer.handle({"Records": [new]})
+    totals = reader(ddb, rollups_table).total(SINCE, UNTIL)
+    assert (totals.counts[Transition.ACCEPTED], totals.counts[Transition.FAILED]) == (1, 1)
+
+
+def test_the_rollups_table_is_created_from_the_template_with_its_ttl(ddb: Any, rollups_table: str) -> None:
+    ttl = ddb.describe_time_to_live(TableName=rollups_table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")
+    assert ttl["AttributeName"] == "ttl"
