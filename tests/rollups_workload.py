@@ -19,6 +19,7 @@ from backend.roles import Actor, Role
 from backend.rollups.reader import RollupReader
 from backend.template import ROLLUPS_TABLE_ID, LocalValues, Template
 from tests.processor_events import (
+    FakeClock,
     make_processor,
     put_pending_item,
     read_stream_records,
@@ -47,11 +48,11 @@ def reader(ddb: Any, table: str, shards: int = WRITE_SHARDS) -> RollupReader:
     return RollupReader(ddb, table, shards)
 
 
-class TickingClock:
+class TickingClock(FakeClock):
     """A clock that moves forward a random few milliseconds at every reading (varied latencies)."""
 
     def __init__(self, start: float, seed: int) -> None:
-        self.now = start
+        super().__init__(start)
         self._rng = random.Random(seed)
 
     def __call__(self) -> float:
