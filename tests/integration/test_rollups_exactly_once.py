@@ -4,9 +4,16 @@ redeliveries, a crash mid-apply, two invocations at once), and the counts equal 
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +26,7 @@ from streamdesk_rollups.schema import Grain, Stage, Transition
 from backend.local.dynamodb_local import client
 from backend.rollups.model import Rollup
 from backend.rollups.rebuild import rebuild
+from backend.template import PROJECT_ROOT
 from tests.processor_events import lambda_context
 from tests.rollups_workload import (
     Workload,
@@ -283,3 +291,51 @@ def test_lambda_handler_reads_its_table_from_the_environment(
     }
     totals = reader(ddb, rollups_table).total(workload.since_ms, workload.until_ms)
     assert totals.counts[Transition.ACCEPTED] == len(workload.request_ids)
+
+
+def test_a_consumer_killed_mid_batch_then_redelivered_counts_everything_once(
+    ddb: Any, dynamodb_endpoint: str, rollups_table: str, workload: Workload, tmp_path: Path
+) -> None:
+    reference = create_rollups_table(ddb, f"{rollups_table}-ref")
+    expected = apply_cleanly(ddb, reference, workload)
+    records_path, config = tmp_path / "records.json", tmp_path / "child.json"
+    records_path.write_text(json.dumps(workload.records), encoding="utf-8")
+    config.write_text(
+        json.dumps(
+            {
+                "endpoint": dynamodb_endpoint,
+                "table": rollups_table,
+                "records": str(records_path),
+                "pause": 0.1,
+            }
+        ),
+        encoding="utf-8",
+    )
+    child = subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "fixtures_lambda" / "rollups_child.py"), str(config)],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_ledger_entries(ddb, rollups_table)) < 10:  # a few transactions are in
+            assert child.poll() is None, "the consumer finished before the kill"
+            assert time.monotonic() < deadline, "the consumer applied nothing"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
+    assert snapshot(ddb, rollups_table, workload) != expected  # killed part-way
+
+    # The mapping re-sends the batch (no response came back), to a fresh instance.
+    assert deliver(make_consumer(ddb, rollups_table), workload.records) == {"batchItemFailures": []}
+    assert snapshot(ddb, rollups_table, workload) == expected
+    ddb.delete_table(TableName=reference)
+
+
+def _ledger_entries(ddb: Any, table: str) -> list[dict[str, Any]]:
+    return [entry for entry in ddb.scan(TableName=table)["Items"] if entry["pk"]["S"].startswith("ledger:")]
