@@ -62,6 +62,7 @@ class TickingClock(FakeClock):
 
 @dataclass(frozen=True)
 class Workload:
+    table: str  # the requests table
     records: list[dict[str, Any]]  # every stream record, in order
     request_ids: list[str]
     since_ms: int
@@ -88,7 +89,7 @@ def run_workload(
         actions.redrive(request_id, Actor("tests", Role.OPERATOR))
     _process_new(processor, endpoint, table, seen)
     records = read_stream_records(endpoint, table)
-    return Workload(records, ids, int(start * 1000) - 60_000, int(time.time() * 1000) + 60_000)
+    return Workload(table, records, ids, int(start * 1000) - 60_000, int(time.time() * 1000) + 60_000)
 
 
 def _body(rng: random.Random, number: int) -> dict[str, Any]:

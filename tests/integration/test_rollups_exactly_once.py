@@ -4,6 +4,7 @@ redeliveries, a crash mid-apply, two invocations at once), and the counts equal 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -24,9 +25,10 @@ from streamdesk_rollups import deltas
 from streamdesk_rollups.schema import Grain, Stage, Transition
 
 from backend.local.dynamodb_local import client
+from backend.local.table import ensure_table
 from backend.rollups.model import Rollup
 from backend.rollups.rebuild import rebuild
-from backend.template import PROJECT_ROOT
+from backend.template import PROJECT_ROOT, TABLE_ID, LocalValues, Template
 from tests.processor_events import lambda_context
 from tests.rollups_workload import (
     Workload,
@@ -40,16 +42,24 @@ from tests.rollups_workload import (
 BATCH = 25
 
 
+_rollups_tables = itertools.count(1)
+
+
 @pytest.fixture()
-def rollups_table(ddb: Any, table_name: str) -> Iterator[str]:
-    name = create_rollups_table(ddb, f"{table_name}-rollups")
+def rollups_table(ddb: Any) -> Iterator[str]:
+    name = create_rollups_table(ddb, f"streamdesk-rollups-{os.getpid()}-{next(_rollups_tables)}")
     yield name
     ddb.delete_table(TableName=name)
 
 
-@pytest.fixture()
-def workload(ddb: Any, dynamodb_endpoint: str, table_name: str) -> Workload:
-    return run_workload(ddb, dynamodb_endpoint, table_name, requests=60)
+@pytest.fixture(scope="module")
+def workload(dynamodb_endpoint: str) -> Iterator[Workload]:
+    """One mixed run for the module: the tests only read its requests table and stream."""
+    ddb = client(dynamodb_endpoint)
+    name = f"streamdesk-rollups-workload-{os.getpid()}"
+    ensure_table(ddb, name, Template.load(local=LocalValues(refs={TABLE_ID: name})))
+    yield run_workload(ddb, dynamodb_endpoint, name, requests=60)
+    ddb.delete_table(TableName=name)
 
 
 def batches(records: list[dict[str, Any]], size: int = BATCH) -> list[list[dict[str, Any]]]:
@@ -86,9 +96,8 @@ def apply_cleanly(ddb: Any, table: str, w: Workload) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ the recount
-def test_counts_equal_a_recount_from_the_items(
-    ddb: Any, table_name: str, rollups_table: str, workload: Workload
-) -> None:
+def test_counts_equal_a_recount_from_the_items(ddb: Any, rollups_table: str, workload: Workload) -> None:
+    table_name = workload.table
     apply_cleanly(ddb, rollups_table, workload)
     totals = reader(ddb, rollups_table).total(workload.since_ms, workload.until_ms)
     items = scan_items(ddb, table_name)
@@ -241,8 +250,9 @@ def test_two_invocations_of_one_batch_at_once_count_it_once(
 
 # ------------------------------------------------------------------------------------ rebuild
 def test_rebuild_finds_a_lost_batch_and_adds_exactly_what_is_missing(
-    ddb: Any, table_name: str, rollups_table: str, workload: Workload
+    ddb: Any, rollups_table: str, workload: Workload
 ) -> None:
+    table_name = workload.table
     consumer = make_consumer(ddb, rollups_table)
     parts = batches(workload.records, 10)
     lost = parts[1]  # a batch the mapping gave up on
