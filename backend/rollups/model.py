@@ -9,9 +9,7 @@ from typing import Any
 
 from streamdesk_rollups.schema import (
     COUNT_PREFIX,
-    GROUP_PATTERN_PREFIX,
     GROUP_PREFIX,
-    GROUP_TYPE_PREFIX,
     PK,
     SEPARATOR,
     SK,
@@ -41,6 +39,8 @@ class Rollup:
         for key, group in other.groups.items():
             mine = self.groups.setdefault(key, GroupCount(group.error_type, group.pattern))
             mine.count += group.count
+            mine.error_type = mine.error_type or group.error_type
+            mine.pattern = mine.pattern or group.pattern
         for stage, sketch in other.sketches.items():
             self.sketches[stage].merge(sketch)
 
@@ -61,8 +61,6 @@ def rollup_from_item(entry: Mapping[str, Any]) -> Rollup:
     """A rollup item (DynamoDB JSON) as a :class:`Rollup`; ValueError on an attribute no consumer writes."""
     rollup = Rollup()
     bins: dict[Stage, dict[str, int]] = {stage: {} for stage in Stage}
-    texts: dict[str, dict[str, str]] = {GROUP_TYPE_PREFIX: {}, GROUP_PATTERN_PREFIX: {}}
-    group_counts: dict[str, int] = {}
     for name, value in entry.items():
         if name in (PK, SK, TTL):
             continue
@@ -70,17 +68,12 @@ def rollup_from_item(entry: Mapping[str, Any]) -> Rollup:
         if prefix == COUNT_PREFIX and suffix in _TRANSITIONS:
             rollup.counts[_TRANSITIONS[suffix]] += int(value["N"])
         elif prefix == GROUP_PREFIX:
-            group_counts[suffix] = int(value["N"])
-        elif prefix in texts:
-            texts[prefix][suffix] = str(value["S"])
+            # The texts live in the group's own item: the reader fills them in.
+            rollup.groups[suffix] = GroupCount("", "", int(value["N"]))
         elif prefix in _STAGES:
             bins[_STAGES[prefix]][suffix] = int(value["N"])
         else:
             raise ValueError(f"rollup item {entry.get(PK)}/{entry.get(SK)}: unknown attribute {name!r}")
-    for key, count in group_counts.items():
-        rollup.groups[key] = GroupCount(
-            texts[GROUP_TYPE_PREFIX].get(key, "?"), texts[GROUP_PATTERN_PREFIX].get(key, "?"), count
-        )
     for stage, counts in bins.items():
         rollup.sketches[stage] = LatencySketch.from_counts(counts)
     return rollup

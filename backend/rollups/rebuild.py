@@ -18,6 +18,7 @@ consumer's lag), or a correction can race with records still in flight and count
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -26,9 +27,7 @@ from streamdesk_processor import item
 from streamdesk_processor.item import Status
 from streamdesk_rollups.deltas import BucketDelta
 from streamdesk_rollups.schema import (
-    GROUP_PATTERN_PREFIX,
     GROUP_PREFIX,
-    GROUP_TYPE_PREFIX,
     PK,
     SK,
     TTL,
@@ -39,6 +38,7 @@ from streamdesk_rollups.schema import (
     bucket_start,
     count_attribute,
     group_attribute,
+    group_text_update,
     rollup_pk,
 )
 from streamdesk_rollups.transitions import error_group, latencies
@@ -168,7 +168,9 @@ def _correct(
     recounted: Mapping[int, Rollup],
     retention_seconds: int,
 ) -> int:
-    """Add each missing gap to shard 0 of its bucket; one UpdateItem per bucket. Returns the updates."""
+    """Add each missing gap to shard 0 of its bucket; one UpdateItem per bucket (and one per missing
+    failure group's texts). Returns the bucket updates."""
+    now_s = int(time.time())
     by_bucket: dict[tuple[Grain, int], BucketDelta] = {}
     for difference in differences:
         if not difference.missing:
@@ -179,8 +181,8 @@ def _correct(
         if kind == "group":
             group = want.groups[name]
             delta.add(group_attribute(GROUP_PREFIX, name), difference.missing)
-            delta.texts[group_attribute(GROUP_TYPE_PREFIX, name)] = group.error_type
-            delta.texts[group_attribute(GROUP_PATTERN_PREFIX, name)] = group.pattern
+            texts = group_text_update(table, name, group.error_type, group.pattern, now_s + retention_seconds)
+            client.update_item(**texts)
         elif kind == "samples":
             # Bins cannot be told apart once merged: only a sketch that is wholly missing is filled in.
             stage = Stage(name)
@@ -199,17 +201,14 @@ def _correct(
 
 def _add(client: Any, table: str, grain: Grain, start: int, delta: BucketDelta, ttl: int) -> None:
     names, values = {"#ttl": TTL}, {":ttl": {"N": str(ttl)}}
-    adds, sets = [], ["#ttl = :ttl"]
+    adds = []
     for number, (attribute, amount) in enumerate(sorted(delta.counters.items())):
         names[f"#a{number}"], values[f":a{number}"] = attribute, {"N": str(amount)}
         adds.append(f"#a{number} :a{number}")
-    for number, (attribute, text) in enumerate(sorted(delta.texts.items())):
-        names[f"#t{number}"], values[f":t{number}"] = attribute, {"S": text}
-        sets.append(f"#t{number} = :t{number}")
     client.update_item(
         TableName=table,
         Key={PK: {"S": rollup_pk(grain, start, CORRECTION_SHARD)}, SK: {"N": str(start)}},
-        UpdateExpression="SET " + ", ".join(sets) + " ADD " + ", ".join(adds),
+        UpdateExpression="SET #ttl = :ttl ADD " + ", ".join(adds),
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values,
     )

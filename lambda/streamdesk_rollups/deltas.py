@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from streamdesk_rollups.schema import (
-    GROUP_PATTERN_PREFIX,
     GROUP_PREFIX,
-    GROUP_TYPE_PREFIX,
     Grain,
     bin_attribute,
     bucket_start,
@@ -31,17 +29,16 @@ MAX_TERMS_PER_ITEM: Final = 200  # ADD terms in one update (about 12 characters 
 
 @dataclass
 class BucketDelta:
-    """What to add to one rollup bucket: counters by attribute name, and texts to set."""
+    """What to add to one rollup bucket: counters by attribute name."""
 
     counters: dict[str, int] = field(default_factory=dict)
-    texts: dict[str, str] = field(default_factory=dict)
 
     def add(self, attribute: str, amount: int = 1) -> None:
         self.counters[attribute] = self.counters.get(attribute, 0) + amount
 
     @property
     def terms(self) -> int:
-        return len(self.counters) + len(self.texts)
+        return len(self.counters)
 
 
 @dataclass
@@ -51,18 +48,18 @@ class Chunk:
     changes: list[Change] = field(default_factory=list)
     buckets: dict[tuple[Grain, int], BucketDelta] = field(default_factory=dict)
     marks: dict[str, tuple[str, str]] = field(default_factory=dict)  # ledger key -> (first, last) sequence
+    groups: dict[str, tuple[str, str]] = field(default_factory=dict)  # group key -> (error type, pattern)
     open_failures: int = 0
 
     @property
     def items(self) -> int:
-        return len(self.buckets) + len(self.marks) + (1 if self.open_failures else 0)
+        return len(self.buckets) + len(self.marks) + len(self.groups) + (1 if self.open_failures else 0)
 
     def fits(self) -> bool:
         """Within the transaction limits (the gauge counts even at 0: a later change may need it)."""
         widest = max((delta.terms for delta in self.buckets.values()), default=0)
-        return (
-            len(self.buckets) + len(self.marks) + 1 <= MAX_TRANSACTION_ITEMS and widest <= MAX_TERMS_PER_ITEM
-        )
+        items = len(self.buckets) + len(self.marks) + len(self.groups) + 1
+        return items <= MAX_TRANSACTION_ITEMS and widest <= MAX_TERMS_PER_ITEM
 
 
 def chunk(changes: Iterable[Change]) -> Iterator[Chunk]:
@@ -84,8 +81,9 @@ def _with(base: Chunk, change: Change) -> Chunk:
     """A copy of ``base`` with ``change`` added (copied so that a chunk that overflows stays intact)."""
     result = Chunk(
         changes=[*base.changes, change],
-        buckets={key: BucketDelta(dict(d.counters), dict(d.texts)) for key, d in base.buckets.items()},
+        buckets={key: BucketDelta(dict(d.counters)) for key, d in base.buckets.items()},
         marks=dict(base.marks),
+        groups=dict(base.groups),
         open_failures=base.open_failures + change.open_failures,
     )
     first = result.marks.get(change.ledger_key, (change.sequence, change.sequence))[0]
@@ -108,8 +106,7 @@ def _add_change(result: Chunk, change: Change, grain: Grain) -> None:
     group = change.error_group
     if group is not None:
         finished.add(group_attribute(GROUP_PREFIX, group.key))
-        finished.texts[group_attribute(GROUP_TYPE_PREFIX, group.key)] = group.error_type
-        finished.texts[group_attribute(GROUP_PATTERN_PREFIX, group.key)] = group.pattern
+        result.groups[group.key] = (group.error_type, group.pattern)
 
 
 def _bucket(result: Chunk, grain: Grain, at_ms: int) -> BucketDelta:

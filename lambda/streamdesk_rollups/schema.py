@@ -3,9 +3,11 @@
 One table, three kinds of item told apart by the partition key ``pk`` (S); the sort key ``sk`` (N):
 
 - Rollup ``pk = "<grain>:<epoch day>:<write shard>"``, ``sk`` = the bucket's start (epoch ms), grain ``m``
-  (a minute) or ``h`` (an hour). Counters ``n:<transition>``, error-group counters ``g:<group key>`` with the
-  group's type and pattern in ``gt:<key>`` / ``gp:<key>``, latency sketch bins ``<stage>:<bin>`` (see
-  ``sketch.LatencySketch.to_counts``), and ``ttl`` (epoch seconds, the bucket's start plus the retention).
+  (a minute) or ``h`` (an hour). Counters ``n:<transition>``, error-group counters ``g:<group key>``,
+  latency sketch bins ``<stage>:<bin>`` (see ``sketch.LatencySketch.to_counts``), and ``ttl`` (epoch
+  seconds, the bucket's start plus the retention). Numbers only, so that an item stays small.
+- Group ``pk = "group:<group key>"``, ``sk = 0``: the group's ``errorType`` and ``pattern`` (the folded
+  message), once per group rather than in every bucket; ``ttl`` (the last failure plus the retention).
 - Ledger ``pk = "ledger:<stream label>:<request id>"``, ``sk = 0``: ``mark``, the highest stream sequence
   number of that request already counted (zero-padded to 40 digits so that text order is number order),
   and ``ttl``.
@@ -16,7 +18,7 @@ One table, three kinds of item told apart by the partition key ``pk`` (S); the s
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 PK: Final = "pk"
 SK: Final = "sk"
@@ -61,8 +63,9 @@ class Stage(StrEnum):
 
 COUNT_PREFIX: Final = "n"
 GROUP_PREFIX: Final = "g"
-GROUP_TYPE_PREFIX: Final = "gt"
-GROUP_PATTERN_PREFIX: Final = "gp"
+GROUP_ITEM_PREFIX: Final = "group"
+GROUP_ERROR_TYPE: Final = "errorType"
+GROUP_PATTERN: Final = "pattern"
 LEDGER_PREFIX: Final = "ledger"
 GAUGE_PREFIX: Final = "gauge"
 MARK: Final = "mark"
@@ -88,6 +91,10 @@ def stream_label(stream_arn: str | None) -> str:
     return (stream_arn or "").rsplit("/", 1)[-1]
 
 
+def group_pk(key: str) -> str:
+    return f"{GROUP_ITEM_PREFIX}{SEPARATOR}{key}"
+
+
 def gauge_pk(shard: int) -> str:
     return f"{GAUGE_PREFIX}{SEPARATOR}{shard}"
 
@@ -110,3 +117,19 @@ def padded_sequence(sequence: str) -> str:
     if not sequence.isascii() or not sequence.isdigit() or len(sequence) > SEQUENCE_DIGITS:
         raise ValueError(f"{sequence!r} is not a stream sequence number (1 to {SEQUENCE_DIGITS} digits)")
     return sequence.zfill(SEQUENCE_DIGITS)
+
+
+def group_text_update(table: str, key: str, error_type: str, pattern: str, ttl: int) -> dict[str, Any]:
+    """The UpdateItem arguments that record a failure group's texts (idempotent: the same key always
+    carries the same texts)."""
+    return {
+        "TableName": table,
+        "Key": {PK: {"S": group_pk(key)}, SK: {"N": "0"}},
+        "UpdateExpression": "SET #type = :type, #pattern = :pattern, #ttl = :ttl",
+        "ExpressionAttributeNames": {"#type": GROUP_ERROR_TYPE, "#pattern": GROUP_PATTERN, "#ttl": TTL},
+        "ExpressionAttributeValues": {
+            ":type": {"S": error_type},
+            ":pattern": {"S": pattern},
+            ":ttl": {"N": str(ttl)},
+        },
+    }

@@ -21,6 +21,7 @@ from streamdesk_rollups.schema import (
     TTL,
     Grain,
     gauge_pk,
+    group_text_update,
     rollup_pk,
 )
 
@@ -70,6 +71,8 @@ class RollupStore:
         ]
         for (grain, bucket_ms), delta in sorted(chunk.buckets.items()):
             operations.append(self._rollup(grain, bucket_ms, shard, delta))
+        for key, (error_type, pattern) in sorted(chunk.groups.items()):
+            operations.append(self._group(key, error_type, pattern, now_s + self._retention_seconds))
         if chunk.open_failures:
             operations.append(self._gauge(shard, chunk.open_failures))
         try:
@@ -106,14 +109,11 @@ class RollupStore:
     def _rollup(self, grain: Grain, bucket_ms: int, shard: int, delta: BucketDelta) -> dict[str, Any]:
         names: dict[str, str] = {"#ttl": TTL}
         values: dict[str, Any] = {":ttl": {"N": str(bucket_ms // 1000 + self._retention_seconds)}}
-        adds, sets = [], ["#ttl = :ttl"]
+        adds = []
         for number, (attribute, amount) in enumerate(sorted(delta.counters.items())):
             names[f"#a{number}"], values[f":a{number}"] = attribute, {"N": str(amount)}
             adds.append(f"#a{number} :a{number}")
-        for number, (attribute, text) in enumerate(sorted(delta.texts.items())):
-            names[f"#t{number}"], values[f":t{number}"] = attribute, {"S": text}
-            sets.append(f"#t{number} = :t{number}")
-        expression = "SET " + ", ".join(sets) + (" ADD " + ", ".join(adds) if adds else "")
+        expression = "SET #ttl = :ttl" + (" ADD " + ", ".join(adds) if adds else "")
         return {
             "Update": {
                 "TableName": self._table,
@@ -123,6 +123,9 @@ class RollupStore:
                 "ExpressionAttributeValues": values,
             }
         }
+
+    def _group(self, key: str, error_type: str, pattern: str, ttl: int) -> dict[str, Any]:
+        return {"Update": group_text_update(self._table, key, error_type, pattern, ttl)}
 
     def _gauge(self, shard: int, amount: int) -> dict[str, Any]:
         return {

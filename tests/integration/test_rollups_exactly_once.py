@@ -24,6 +24,7 @@ from streamdesk_processor.item import Status
 from streamdesk_rollups import deltas
 from streamdesk_rollups.schema import Grain, Stage, Transition
 
+from backend import failures
 from backend.local.dynamodb_local import client
 from backend.local.table import ensure_table
 from backend.rollups.model import Rollup
@@ -113,6 +114,17 @@ def test_counts_equal_a_recount_from_the_items(ddb: Any, rollups_table: str, wor
     # Every start but a request's first and those after a redrive followed an automatic retry.
     assert totals.counts[Transition.RETRIED] == attempts - len(items) - redrives
     assert reader(ddb, rollups_table).open_failures() == status.count(Status.FAILED)
+    # Failure groups carry the failures page's key and folded message (from their own group item).
+    failed_items = [i for i in items if i[item.STATUS]["S"] == Status.FAILED]
+    expected_groups = {
+        failures.group_key(i[item.ERROR]["M"]["type"]["S"], i[item.ERROR]["M"]["message"]["S"]): (
+            i[item.ERROR]["M"]["type"]["S"],
+            failures.normalise_message(i[item.ERROR]["M"]["message"]["S"]),
+        )
+        for i in failed_items
+    }
+    assert {key: (g.error_type, g.pattern) for key, g in totals.groups.items()} == expected_groups
+    assert sum(g.count for g in totals.groups.values()) == totals.counts[Transition.FAILED]
     # Hour buckets hold the same as minute buckets.
     hours = reader(ddb, rollups_table).total(workload.since_ms, workload.until_ms, Grain.HOUR)
     assert _plain(hours) == _plain(totals)
