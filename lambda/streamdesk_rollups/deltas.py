@@ -48,17 +48,18 @@ class Chunk:
     changes: list[Change] = field(default_factory=list)
     buckets: dict[tuple[Grain, int], BucketDelta] = field(default_factory=dict)
     marks: dict[str, tuple[str, str]] = field(default_factory=dict)  # ledger key -> (first, last) sequence
-    groups: dict[str, tuple[str, str]] = field(default_factory=dict)  # group key -> (error type, pattern)
+    # group key -> (error type, pattern): written before the transaction, not in it (see store.apply)
+    groups: dict[str, tuple[str, str]] = field(default_factory=dict)
     open_failures: int = 0
 
     @property
     def items(self) -> int:
-        return len(self.buckets) + len(self.marks) + len(self.groups) + (1 if self.open_failures else 0)
+        return len(self.buckets) + len(self.marks) + (1 if self.open_failures else 0)
 
     def fits(self) -> bool:
         """Within the transaction limits (the gauge counts even at 0: a later change may need it)."""
         widest = max((delta.terms for delta in self.buckets.values()), default=0)
-        items = len(self.buckets) + len(self.marks) + len(self.groups) + 1
+        items = len(self.buckets) + len(self.marks) + 1
         return items <= MAX_TRANSACTION_ITEMS and widest <= MAX_TERMS_PER_ITEM
 
 

@@ -71,8 +71,11 @@ class RollupStore:
         ]
         for (grain, bucket_ms), delta in sorted(chunk.buckets.items()):
             operations.append(self._rollup(grain, bucket_ms, shard, delta))
+        # Group texts first and outside the transaction: idempotent, so a crash after them is harmless,
+        # and a group failing everywhere at once must not make every shard's transactions conflict.
         for key, (error_type, pattern) in sorted(chunk.groups.items()):
-            operations.append(self._group(key, error_type, pattern, now_s + self._retention_seconds))
+            text_ttl = now_s + self._retention_seconds
+            self._client.update_item(**group_text_update(self._table, key, error_type, pattern, text_ttl))
         if chunk.open_failures:
             operations.append(self._gauge(shard, chunk.open_failures))
         try:
@@ -123,9 +126,6 @@ class RollupStore:
                 "ExpressionAttributeValues": values,
             }
         }
-
-    def _group(self, key: str, error_type: str, pattern: str, ttl: int) -> dict[str, Any]:
-        return {"Update": group_text_update(self._table, key, error_type, pattern, ttl)}
 
     def _gauge(self, shard: int, amount: int) -> dict[str, Any]:
         return {
