@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from streamdesk_rollups.config import LEDGER_TTL_SECONDS, RollupsConfig
-from streamdesk_rollups.deltas import chunk
+from streamdesk_rollups.deltas import Chunk, chunk
 from streamdesk_rollups.log import logger
 from streamdesk_rollups.store import Conflict, MarkMoved, RollupStore
 from streamdesk_rollups.transitions import Change, change_of
@@ -82,32 +82,35 @@ class RollupsConsumer:
         changes = [change for change in map(change_of, records) if not change.empty]
         report = ApplyReport()
         for _ in range(MAX_TRIES):
-            fresh = self._not_counted(changes, report)
+            fresh = self._not_counted(changes)
+            report.duplicates += len(changes) - len(fresh)
             try:
                 for part in chunk(fresh):
-                    self._apply_chunk(part.changes[0].sequence, part, report)
+                    self._apply_chunk(part, report)
                 return report
             except MarkMoved:
-                # Another invocation counted some of these meanwhile: read the marks again and go on.
+                # Another invocation counted some of these meanwhile: read the marks again and go on
+                # with what is still not counted (what this invocation applied is not a duplicate).
                 logger.warning("a ledger mark moved; re-reading the marks")
-            changes = fresh
+                applied = {id(change) for change in report.applied}
+                changes = [change for change in fresh if id(change) not in applied]
         raise RuntimeError(f"ledger marks kept moving; gave up after {MAX_TRIES} tries")
 
-    def _not_counted(self, changes: Sequence[Change], report: ApplyReport) -> list[Change]:
+    def _not_counted(self, changes: Sequence[Change]) -> list[Change]:
         """The changes above their request's ledger mark, in order; duplicates within the batch dropped."""
         marks = self._store.marks(change.ledger_key for change in changes)
         fresh: list[Change] = []
         for change in changes:
             mark = marks.get(change.ledger_key)
             if mark is not None and change.sequence <= mark:
-                report.duplicates += 1
                 continue
             marks[change.ledger_key] = change.sequence
             fresh.append(change)
         return fresh
 
-    def _apply_chunk(self, first_sequence: str, part: Any, report: ApplyReport) -> None:
-        shard = zlib.crc32(first_sequence.encode()) % self.config.write_shards
+    def _apply_chunk(self, part: Chunk, report: ApplyReport) -> None:
+        """One transaction, on the write shard its first record picks (the next one after a conflict)."""
+        shard = zlib.crc32(part.changes[0].sequence.encode()) % self.config.write_shards
         for attempt in range(1, MAX_TRIES + 1):
             try:
                 self._store.apply(part, shard, int(self._clock()), LEDGER_TTL_SECONDS)
