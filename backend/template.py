@@ -27,6 +27,9 @@ API_ID = "RequestsApi"
 FUNCTION_ID = "ProcessorFunction"
 FAILURE_QUEUE_ID = "FailureQueue"
 STREAM_EVENT_ID = "RequestsStream"
+ROLLUPS_TABLE_ID = "RollupsTable"
+ROLLUPS_FUNCTION_ID = "RollupsFunction"
+ROLLUPS_STREAM_EVENT_ID = "RollupsStream"
 
 
 LOCAL_ACCOUNT_ID = "000000000000"  # the account every local ARN names

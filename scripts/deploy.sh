@@ -104,7 +104,7 @@ import sys
 
 import boto3
 
-from backend.stack import StackError, stack_outputs
+from backend.deployed.stack import StackError, stack_outputs
 
 stack, region = sys.argv[1], sys.argv[2]
 try:

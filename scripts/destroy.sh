@@ -16,7 +16,7 @@ import sys
 
 import boto3
 
-from backend.stack import StackError, stack_outputs
+from backend.deployed.stack import StackError, stack_outputs
 
 try:
     print(stack_outputs(sys.argv[1], boto3.client("cloudformation", region_name=sys.argv[2])).table_name)

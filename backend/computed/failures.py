@@ -6,40 +6,16 @@ cause; support staff want one row for it, with how often, since when, and sample
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+# One rule for the failures page and the rollups consumer that counts failure groups (it ships without
+# the backend, so the rule lives in its package).
+from streamdesk_rollups.error_groups import NO_ERROR_TYPE, group_key, normalise_message
+
 from backend.store.models import RequestSummary
 
-# Order matters: the most specific shapes first, so that a UUID is not folded as three numbers.
-_FOLDS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?"), "<time>"),
-    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(\.\d+)?\b"), "<time>"),
-    (re.compile(r"\b0x[0-9a-f]+\b", re.I), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{12,}\b", re.I), "<hex>"),
-    (re.compile(r"(?<![A-Za-z])-?\d+(\.\d+)?(?![A-Za-z])"), "<n>"),
-    (re.compile(r"'[^']{1,200}'"), "'<s>'"),
-    (re.compile(r'"[^"]{1,200}"'), '"<s>"'),
-    (re.compile(r"\s+"), " "),
-)
-MAX_PATTERN_CHARS = 300
-
-
-def normalise_message(message: str | None) -> str:
-    """The message with ids, numbers, timestamps and quoted values folded into placeholders."""
-    text = (message or "").strip()
-    for pattern, placeholder in _FOLDS:
-        text = pattern.sub(placeholder, text)
-    return text[:MAX_PATTERN_CHARS] or "(no message)"
-
-
-def group_key(error_type: str | None, message: str | None) -> str:
-    """A short, stable key for a cause (used in URLs and by ``streamdesk retry --error-group``)."""
-    digest = hashlib.sha1(f"{error_type or ''}\n{normalise_message(message)}".encode()).hexdigest()
-    return digest[:12]
+__all__ = ["FailureGroup", "group_failures", "group_key", "normalise_message"]
 
 
 @dataclass
@@ -64,7 +40,7 @@ def group_failures(failed: Iterable[RequestSummary]) -> list[FailureGroup]:
     groups: dict[str, FailureGroup] = {}
     ordered = sorted(failed, key=lambda s: s.finished_at or s.created_at or 0, reverse=True)
     for item in ordered:
-        error_type = item.error_type or "(no error recorded)"
+        error_type = item.error_type or NO_ERROR_TYPE
         key = group_key(item.error_type, item.error_message)
         group = groups.get(key)
         if group is None:

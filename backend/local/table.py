@@ -21,9 +21,9 @@ _CREATE_TABLE_KEYS = (
 )
 
 
-def table_definition(template: Template) -> dict[str, Any]:
-    """The CreateTable arguments for the template's table, as DynamoDB's API spells them."""
-    props = template.properties(TABLE_ID)
+def table_definition(template: Template, logical_id: str = TABLE_ID) -> dict[str, Any]:
+    """The CreateTable arguments for one of the template's tables, as DynamoDB's API spells them."""
+    props = template.properties(logical_id)
     definition = {key: props[key] for key in _CREATE_TABLE_KEYS if key in props}
     stream = definition.get("StreamSpecification")
     if stream:
@@ -32,17 +32,20 @@ def table_definition(template: Template) -> dict[str, Any]:
     return definition
 
 
-def ttl_attribute(template: Template) -> str | None:
-    spec = template.properties(TABLE_ID).get("TimeToLiveSpecification") or {}
+def ttl_attribute(template: Template, logical_id: str = TABLE_ID) -> str | None:
+    spec = template.properties(logical_id).get("TimeToLiveSpecification") or {}
     return str(spec["AttributeName"]) if spec.get("Enabled") else None
 
 
-def ensure_table(client: Any, table_name: str, template: Template) -> dict[str, Any]:
-    """Create the table, or bring an existing one up to the template (indexes, stream, TTL).
+def ensure_table(
+    client: Any, table_name: str, template: Template, logical_id: str = TABLE_ID
+) -> dict[str, Any]:
+    """Create the table (the requests table unless ``logical_id`` names another), or bring an existing
+    one up to the template (indexes, stream, TTL).
 
     Returns DescribeTable's ``Table``. Idempotent: a restart of ``make up`` keeps every item.
     """
-    definition = table_definition(template)
+    definition = table_definition(template, logical_id)
     try:
         described = client.describe_table(TableName=table_name)["Table"]
     except client.exceptions.ResourceNotFoundException:
@@ -55,7 +58,7 @@ def ensure_table(client: Any, table_name: str, template: Template) -> dict[str, 
         _update_stream(client, table_name, definition, described)
         described = client.describe_table(TableName=table_name)["Table"]
 
-    attribute = ttl_attribute(template)
+    attribute = ttl_attribute(template, logical_id)
     if attribute:
         ttl = client.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
         if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):

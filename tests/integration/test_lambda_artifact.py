@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import pytest
 from streamdesk_processor import item
 from streamdesk_processor.item import Status
 
-from backend.template import FUNCTION_ID, TEMPLATE_PATH, Template
+from backend.template import FUNCTION_ID, ROLLUPS_FUNCTION_ID, TEMPLATE_PATH, Template
 from tests.processor_events import (
     get_image,
     insert_record,
@@ -34,6 +34,7 @@ from tests.processor_events import (
     stream_event,
     ttl_remove_record,
 )
+from tests.rollups_workload import create_rollups_table
 
 PIP_TIMEOUT_SECONDS = 300
 
@@ -193,3 +194,26 @@ def test_a_new_request_ends_succeeded(
     assert stored[item.STATE_BUCKET] == f"SUCCEEDED:{item.shard_of(stored[item.TIME_BUCKET])}"
     assert stored[item.TTL] > stored[item.FINISHED_AT] // 1000
     assert stored[item.RESULT]
+
+
+def test_the_same_build_runs_the_rollups_consumer(
+    artifact: Artifact, ddb: Any, table_name: str, dynamodb_endpoint: str
+) -> None:
+    template = Template.load()
+    rollups = template.properties(ROLLUPS_FUNCTION_ID)
+    assert rollups["CodeUri"] == template.properties(FUNCTION_ID)["CodeUri"]
+    consumer = replace(artifact, handler=str(rollups["Handler"]))
+    rollups_table = create_rollups_table(ddb, f"{table_name}-rollups")
+    request_id = put_pending_item(ddb, table_name, {"hello": "rollups"})
+    env = {
+        **_lambda_env(artifact, table_name, dynamodb_endpoint),
+        "ROLLUPS_TABLE": rollups_table,
+        "ROLLUP_WRITE_SHARDS": "1",
+        "METRICS_SERVICE": "artifact-test",
+    }
+    answer = _invoke(consumer, stream_event(insert_record(ddb, table_name, request_id)), env)
+    assert answer["result"] == {"batchItemFailures": []}
+    assert answer["backend_importable"] is False
+    rollup_items = [entry for entry in ddb.scan(TableName=rollups_table)["Items"] if "n:accepted" in entry]
+    assert sorted(int(entry["n:accepted"]["N"]) for entry in rollup_items) == [1, 1]  # a minute and an hour
+    ddb.delete_table(TableName=rollups_table)

@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from backend.template import FUNCTION_ID, PROJECT_ROOT, Template
+from backend.template import FUNCTION_ID, PROJECT_ROOT, ROLLUPS_FUNCTION_ID, Template
 
 LAMBDA_DIR = PROJECT_ROOT / "lambda"
-ALLOWED = {"boto3", "botocore", "aws_lambda_powertools", "streamdesk_processor"}
+ALLOWED = {"boto3", "botocore", "aws_lambda_powertools", "streamdesk_processor", "streamdesk_rollups"}
 # Type stubs, imported only under `if TYPE_CHECKING:` (checked at run time below).
 TYPING_ONLY = {"mypy_boto3_dynamodb"}
 
@@ -47,6 +47,8 @@ sys.meta_path.insert(0, Block())
 sys.path.insert(0, {str(LAMBDA_DIR)!r})
 import streamdesk_processor.handler as handler
 assert handler.__file__.startswith({str(LAMBDA_DIR)!r}), handler.__file__
+import streamdesk_rollups.handler as rollups
+assert rollups.__file__.startswith({str(LAMBDA_DIR)!r}), rollups.__file__
 print("ok")
 """
     result = subprocess.run(
@@ -76,3 +78,16 @@ def test_requirements_pin_powertools_with_a_range() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert any(line.startswith("aws-lambda-powertools") and ">=" in line and "<" in line for line in lines)
+
+
+def test_template_points_at_the_rollups_handler() -> None:
+    props = Template.load().properties(ROLLUPS_FUNCTION_ID)
+    assert props["Handler"] == "streamdesk_rollups.handler.lambda_handler"
+    module, function = props["Handler"].rsplit(".", 1)
+    assert (LAMBDA_DIR / Path(*module.split("."))).with_suffix(".py").is_file()
+    assert function == "lambda_handler"
+    # One artifact for both functions: the rollups import the processor's item names.
+    assert props["CodeUri"] == Template.load().properties(FUNCTION_ID)["CodeUri"]
+    assert set(props["Environment"]["Variables"]) >= {
+        "ROLLUPS_TABLE", "ROLLUP_RETENTION_DAYS", "ROLLUP_WRITE_SHARDS", "METRICS_SERVICE",
+    }  # fmt: skip

@@ -15,12 +15,17 @@ from typing import Any
 
 import pytest
 import streamdesk_processor.item as item
+from streamdesk_rollups import metrics, schema
+from streamdesk_rollups.config import ROLLUP_RETENTION_DAYS, ROLLUP_WRITE_SHARDS, ROLLUPS_TABLE
 
 from backend.deployed.stack import OUTPUT_NAMES
 from backend.template import (
     API_ID,
     FAILURE_QUEUE_ID,
     FUNCTION_ID,
+    ROLLUPS_FUNCTION_ID,
+    ROLLUPS_STREAM_EVENT_ID,
+    ROLLUPS_TABLE_ID,
     STREAM_EVENT_ID,
     TABLE_ID,
     TEMPLATE_PATH,
@@ -356,7 +361,8 @@ def _alarm(template: Template, namespace: str, metric: str) -> dict[str, Any]:
         for logical_id, resource in template.raw["Resources"].items()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
     ]
-    matching = [a for a in alarms if a["Namespace"] == namespace and a["MetricName"] == metric]
+    # Metric-math alarms (no Namespace of their own) are checked by their own tests.
+    matching = [a for a in alarms if a.get("Namespace") == namespace and a.get("MetricName") == metric]
     assert len(matching) == 1, f"{namespace} {metric}: {len(matching)} alarms"
     return matching[0]
 
@@ -414,3 +420,92 @@ def test_usage_plan_throttles_the_key_on_this_api(template: Template) -> None:
     # The stage throttles too (all keys together), so one client cannot starve the table.
     (method_settings,) = template.properties(API_ID)["MethodSettings"]
     assert int(method_settings["ThrottlingRateLimit"]) > 0
+
+
+# -------------------------------------------------------------------------------------------- rollups
+def _rollups_mapping(template: Template) -> dict[str, Any]:
+    event = template.properties(ROLLUPS_FUNCTION_ID)["Events"][ROLLUPS_STREAM_EVENT_ID]
+    assert event["Type"] == "DynamoDB"
+    properties: dict[str, Any] = event["Properties"]
+    return properties
+
+
+def test_rollups_table_uses_the_schema_names_expires_and_is_kept(template: Template) -> None:
+    table = template.properties(ROLLUPS_TABLE_ID)
+    assert table["KeySchema"] == [
+        {"AttributeName": schema.PK, "KeyType": "HASH"},
+        {"AttributeName": schema.SK, "KeyType": "RANGE"},
+    ]
+    types = {d["AttributeName"]: d["AttributeType"] for d in table["AttributeDefinitions"]}
+    assert types == {schema.PK: "S", schema.SK: "N"}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": schema.TTL, "Enabled": True}
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"]["SSEEnabled"] is True
+    assert template.resource(ROLLUPS_TABLE_ID)["DeletionPolicy"] == "Retain"
+
+
+def test_rollups_mapping_applies_a_shards_batches_in_order_all_or_nothing(template: Template) -> None:
+    mapping = _rollups_mapping(template)
+    assert mapping["Stream"] == template.get_att(TABLE_ID, "StreamArn")
+    assert int(mapping["ParallelizationFactor"]) == 1  # the ledger relies on one batch per shard at a time
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["BisectBatchOnFunctionError"] is True
+    assert "FilterCriteria" not in mapping  # every transition counts, the function's own updates too
+    # Finite: at most as long as the stream keeps a record, then the batch goes to its own queue.
+    assert 0 <= int(mapping["MaximumRetryAttempts"]) <= 10_000
+    assert 60 <= int(mapping["MaximumRecordAgeInSeconds"]) <= 86_400
+    on_failure = mapping["DestinationConfig"]["OnFailure"]
+    assert on_failure == {"Type": "SQS", "Destination": template.get_att("RollupsFailureQueue", "Arn")}
+
+
+def test_rollups_function_gets_its_table_retention_and_shards_from_the_template(template: Template) -> None:
+    variables = template.properties(ROLLUPS_FUNCTION_ID)["Environment"]["Variables"]
+    assert variables[ROLLUPS_TABLE] == template.ref(ROLLUPS_TABLE_ID)
+    raw = template.resource(ROLLUPS_FUNCTION_ID)["Properties"]["Environment"]["Variables"]
+    assert raw[ROLLUP_RETENTION_DAYS] == Intrinsic("Ref", "RollupRetentionDays")
+    assert raw[ROLLUP_WRITE_SHARDS] == Intrinsic("Ref", "RollupWriteShards")
+    parameters = template.raw["Parameters"]
+    assert int(parameters["RollupRetentionDays"]["MinValue"]) >= 1
+    assert (
+        1
+        <= int(parameters["RollupWriteShards"]["MinValue"])
+        <= int(parameters["RollupWriteShards"]["MaxValue"])
+        <= 64
+    )
+    assert variables[metrics.SERVICE_VARIABLE] == template.ref("AWS::StackName")
+
+
+def test_rollups_role_names_every_resource_and_cannot_touch_the_requests(template: Template) -> None:
+    function = template.properties(ROLLUPS_FUNCTION_ID)
+    assert function["Role"] == template.get_att("RollupsRole", "Arn")
+    assert "Policies" not in function
+    statements = {s["Sid"]: s for logical_id, s in _statements(template) if logical_id == "RollupsRole"}
+    assert set(_as_list(statements["ApplyDeltas"]["Action"])) == {
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchGetItem",
+    }
+    assert _as_list(statements["ApplyDeltas"]["Resource"]) == [template.get_att(ROLLUPS_TABLE_ID, "Arn")]
+    assert _as_list(statements["ReadStream"]["Resource"]) == [f"{template.get_att(TABLE_ID, 'Arn')}/stream/*"]
+    table_arn = template.get_att(TABLE_ID, "Arn")
+    for statement in statements.values():
+        assert table_arn not in _as_list(statement["Resource"])  # the stream only, never the items
+    logs = _as_list(statements["WriteOwnLogs"]["Resource"])
+    assert logs == ["arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/streamdesk-local-rollups:*"]
+
+
+def test_alarms_on_failure_rate_and_p99_read_the_consumers_metrics(template: Template) -> None:
+    service = [{"Name": "service", "Value": template.ref("AWS::StackName")}]
+    p99 = _alarm(template, metrics.NAMESPACE, metrics.LATENCY_METRICS[schema.Stage.END_TO_END])
+    assert p99["ExtendedStatistic"] == "p99"
+    assert p99["Dimensions"] == service
+    assert p99["Threshold"] == template.parameter("AlarmP99LatencyMs")
+    rate = template.properties("FailureRateAlarm")
+    stats = {m["Id"]: m["MetricStat"]["Metric"] for m in rate["Metrics"] if "MetricStat" in m}
+    assert {m["MetricName"] for m in stats.values()} == {
+        metrics.metric_name(schema.Transition.FAILED),
+        metrics.metric_name(schema.Transition.SUCCEEDED),
+    }
+    assert all(m["Namespace"] == metrics.NAMESPACE and m["Dimensions"] == service for m in stats.values())
+    (expression,) = [m for m in rate["Metrics"] if "Expression" in m]
+    assert expression["ReturnData"] is True and "failed / (failed + succeeded)" in expression["Expression"]
+    assert rate["Threshold"] == template.parameter("AlarmFailureRatePercent")

@@ -1,0 +1,133 @@
+"""Test helpers for the rollups: the rollups table from the template, a consumer on it, and a mixed
+workload run through the real processor whose stream records (read back from DynamoDB Local) feed it."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from streamdesk_processor import item
+from streamdesk_processor.item import Status
+from streamdesk_rollups.config import RollupsConfig
+from streamdesk_rollups.consumer import RollupsConsumer
+
+from backend.local.table import ensure_table
+from backend.roles import Actor, Role
+from backend.rollups.reader import RollupReader
+from backend.store.actions import RequestActions
+from backend.template import ROLLUPS_TABLE_ID, LocalValues, Template
+from tests.processor_events import (
+    FakeClock,
+    make_processor,
+    put_pending_item,
+    read_stream_records,
+    sequence_numbers,
+    sequence_of,
+    stream_event,
+)
+
+WRITE_SHARDS = 4
+
+
+def create_rollups_table(ddb: Any, name: str) -> str:
+    """The rollups table as the template defines it (keys, TTL), under ``name``."""
+    template = Template.load(local=LocalValues(refs={ROLLUPS_TABLE_ID: name}))
+    ensure_table(ddb, name, template, ROLLUPS_TABLE_ID)
+    return name
+
+
+def make_consumer(ddb: Any, table: str, *, clock: Any = None, shards: int = WRITE_SHARDS) -> RollupsConsumer:
+    config = RollupsConfig(table_name=table, retention_days=30, write_shards=shards)
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    return RollupsConsumer(config, ddb, sleep=lambda _: None, **extra)
+
+
+def reader(ddb: Any, table: str, shards: int = WRITE_SHARDS) -> RollupReader:
+    return RollupReader(ddb, table, shards)
+
+
+class TickingClock(FakeClock):
+    """A clock that moves forward a random few milliseconds at every reading (varied latencies)."""
+
+    def __init__(self, start: float, seed: int) -> None:
+        super().__init__(start)
+        self._rng = random.Random(seed)
+
+    def __call__(self) -> float:
+        self.now += self._rng.lognormvariate(3.5, 1.0) / 1000
+        return self.now
+
+
+@dataclass(frozen=True)
+class Workload:
+    table: str  # the requests table
+    records: list[dict[str, Any]]  # every stream record, in order
+    request_ids: list[str]
+    since_ms: int
+    until_ms: int
+
+
+def run_workload(
+    ddb: Any, endpoint: str, table: str, *, requests: int = 60, seed: int = 7, redrives: int = 3
+) -> Workload:
+    """Requests of every kind through the processor (retries re-sent as the trigger would), then some
+    failures redriven and processed again; returns the table's whole stream."""
+    rng = random.Random(seed)
+    start = time.time() - 900
+    ids = []
+    for number in range(requests):
+        created = int((start + number) * 1000)
+        ids.append(put_pending_item(ddb, table, _body(rng, number), created_at_ms=created))
+    clock = TickingClock(start + requests + 5, seed)
+    processor = make_processor(ddb, table, clock=clock, sleep=lambda _: None)
+    seen = _process_new(processor, endpoint, table, 0)
+    failed = [rid for rid in ids if _status(ddb, table, rid) == Status.FAILED]
+    actions = RequestActions(ddb, table)
+    for request_id in failed[:redrives]:
+        actions.redrive(request_id, Actor("tests", Role.OPERATOR))
+    _process_new(processor, endpoint, table, seen)
+    records = read_stream_records(endpoint, table)
+    return Workload(table, records, ids, int(start * 1000) - 60_000, int(time.time() * 1000) + 60_000)
+
+
+def _body(rng: random.Random, number: int) -> dict[str, Any]:
+    kind = rng.random()
+    if kind < 0.15:
+        return {"simulate": {"fail": f"card declined for order {number}", "failAtStep": 2}}
+    if kind < 0.2:
+        return {"simulate": {"fail": f"address {number} unknown", "failAtStep": 1}}
+    if kind < 0.35:
+        return {"simulate": {"fail": "gateway timeout", "transient": True, "failTimes": 1}}
+    if kind < 0.4:
+        return {"simulate": {"fail": "upstream down", "transient": True}}  # retries run out: FAILED
+    return {"n": number}
+
+
+def _process_new(processor: Any, endpoint: str, table: str, seen: int) -> int:
+    records = read_stream_records(endpoint, table)[seen:]
+    pending = records
+    for _ in range(10):  # the mapping re-sends failed records (retries are bounded by the processor)
+        if not pending:
+            break
+        failed = set(sequence_numbers(processor.handle(stream_event(*pending))))
+        pending = [record for record in pending if sequence_of(record) in failed]
+    assert not pending, "the processor still fails records after every retry"
+    return seen + len(records)
+
+
+def _status(ddb: Any, table: str, request_id: str) -> str:
+    answer = ddb.get_item(TableName=table, Key={item.ID: {"S": request_id}}, ConsistentRead=True)
+    return str(answer["Item"][item.STATUS]["S"])
+
+
+def scan_items(ddb: Any, table: str) -> list[dict[str, Any]]:
+    images: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        page = ddb.scan(**kwargs)
+        images += page["Items"]
+        if "LastEvaluatedKey" not in page:
+            return images
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
