@@ -20,9 +20,13 @@ mapping in ``infra/template.yaml`` would:
   a checkpointed one (delivery is at least once, as on AWS);
 * the dashboard reads ``Settings.trigger_state_path`` (see :mod:`backend.trigger_status`).
 
-Deliberate differences from AWS: shards are processed one after another by one thread (a shard in backoff
-delays the others), and ParallelizationFactor above 1 is read but processed as 1 (records of a shard stay
-in order, which is what the processor relies on).
+With ParallelizationFactor above 1, a shard's records are spread over that many lanes by partition key
+(:mod:`backend.local.shard_lanes`): one batch in flight per lane, lanes concurrently, one item's records
+always in one lane and in order, and the checkpoint a watermark that passes a record only once every record
+before it is done. Retries, bisection and record age work per batch as with factor 1.
+
+Deliberate differences from AWS: with factor 1, shards are processed one after another by one thread (a
+shard in backoff delays the others); see docs/trigger-parallelism.md for the exact semantics.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -56,6 +61,7 @@ from backend.local.event_filter import EventFilter
 from backend.local.lambda_runtime import LambdaRuntime, new_context, new_log_stream_name
 from backend.local.lambda_runtime import function_arn as lambda_function_arn
 from backend.local.local_template import local_template
+from backend.local.shard_lanes import ShardLanes
 from backend.local.stream_events import approximate_arrival, epoch_seconds, to_lambda_record
 from backend.settings import Settings
 from backend.template import Template
@@ -100,6 +106,7 @@ class _Segment:
     records: list[_Record]
     retries: int = 0
     invocations: int = 0
+    backoff: float = BACKOFF_FIRST_SECONDS  # the next retry's delay (halves of a bisected batch inherit it)
 
 
 @dataclass
@@ -124,6 +131,7 @@ class _Shard:
     buffer: deque[_Record] = field(default_factory=deque)
     next_poll_at: float = 0.0  # monotonic
     window_started: float | None = None  # monotonic time the buffer got its first record
+    lanes: ShardLanes[_Record] | None = None  # ParallelizationFactor above 1: concurrent batches
 
 
 def _iso(epoch: float, milliseconds: bool = False) -> str:
@@ -172,7 +180,12 @@ class Trigger:
         self._shards: dict[str, _Shard] = {}
         self._next_discovery = 0.0
         self._last_state_write = 0.0
-        self._backoff = BACKOFF_FIRST_SECONDS
+        self._lock = threading.RLock()  # stats, the state file and checkpoints, shared with lane workers
+        self._wake = threading.Event()  # a lane's batch ended: start the lane's next one
+        self._pool: ThreadPoolExecutor | None = None
+        if self.esm.parallelization_factor > 1:
+            self._pool = ThreadPoolExecutor(4 * self.esm.parallelization_factor, thread_name_prefix="batch")
+        self._in_flight: dict[Future[int], _Shard] = {}
         self._stats: dict[str, Any] = {
             "pid": os.getpid(),
             "startedAt": _now_ms(),
@@ -192,11 +205,6 @@ class Trigger:
             "shards": 0,
         }
         self._per_minute: dict[int, dict[str, int]] = {}
-        if self.esm.parallelization_factor > 1:
-            log.warning(
-                "ParallelizationFactor %d: the local trigger processes each shard with factor 1",
-                self.esm.parallelization_factor,
-            )
 
     # ----------------------------------------------------------------------------------- public API
     @property
@@ -220,9 +228,11 @@ class Trigger:
         """Poll until ``stop`` is set; a batch in flight when it is set is not checkpointed."""
         self._stop = stop
         log.info(
-            "trigger for table %s: batch size %d, window %ss, retries %d, record age %ds, filters %d",
+            "trigger for table %s: batch size %d, parallelization %d, window %ss, retries %d, "
+            "record age %ds, filters %d",
             self.settings.table,
             self.esm.batch_size,
+            self.esm.parallelization_factor,
             self.esm.maximum_batching_window_seconds,
             self.esm.maximum_retry_attempts,
             self.esm.maximum_record_age_seconds,
@@ -246,14 +256,18 @@ class Trigger:
                     stop.wait(1.0)
                     continue
                 self._write_state()
-                stop.wait(self._idle_seconds())
+                self._wake.wait(self._idle_seconds())
+                self._wake.clear()
         finally:
             self._stats["state"] = "Stopped"
             self._write_state(force=True)
             self.close()
 
     def close(self) -> None:
-        """Give the process environment back (the runtime set the function's variables)."""
+        """Wait for batches in flight (a stop ends their retries), and give the process environment back
+        (the runtime set the function's variables)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self._runtime is not None:
             self._runtime.close()
 
@@ -288,6 +302,9 @@ class Trigger:
             if shard_id in self._shards:
                 continue
             self._shards[shard_id] = self._new_shard(stream_arn, shard, first_start)
+            if self._pool is not None:
+                factor, batch_size = self.esm.parallelization_factor, self.esm.batch_size
+                self._shards[shard_id].lanes = ShardLanes(factor, batch_size)
         for shard_id in [s for s in self._shards if s not in listed]:
             del self._shards[shard_id]  # trimmed from the stream (older than 24 hours)
         self._checkpoints.forget_shards(stream_arn, keep=listed)
@@ -406,12 +423,12 @@ class Trigger:
                 if flush:
                     while self._read(shard):
                         delivered += self._deliver(shard, flush=True)
-                elif now >= shard.next_poll_at:
+                elif now >= shard.next_poll_at and self._wants_records(shard):
                     got = self._read(shard)
                     # Drain a backlog without pausing; idle shards are polled four times a second.
                     shard.next_poll_at = now if got else now + IDLE_POLL_SECONDS
                 delivered += self._deliver(shard, flush=flush)
-                if shard.end_reached and not shard.buffer:
+                if shard.end_reached and not shard.buffer and (shard.lanes is None or shard.lanes.all_done()):
                     self._close_shard(shard)
                     progress = True
         return delivered
@@ -430,7 +447,8 @@ class Trigger:
         for shard in self._shards.values():
             if not self._ready(shard):
                 continue
-            wake = min(wake, shard.next_poll_at)
+            if self._wants_records(shard):
+                wake = min(wake, shard.next_poll_at)
             if shard.buffer and shard.window_started is not None:
                 wake = min(wake, shard.window_started + window)
         return max(0.0, wake - now)
@@ -438,18 +456,26 @@ class Trigger:
     def _reset(self, error: str) -> None:
         log.warning("trigger error, resuming from the checkpoints: %s", error)
         self._stats["lastError"] = error
+        wait(list(self._in_flight))  # their records are re-read from the checkpoint (never past them)
+        self._in_flight.clear()
         self._stream_arn = None
         self._shards = {}
 
     # ------------------------------------------------------------------------------------- delivery
+    def _batch_due(self, shard: _Shard, flush: bool) -> bool:
+        """The buffer may be delivered: a batch is full, the batching window is over, or flushing."""
+        window = self.esm.maximum_batching_window_seconds
+        passing = sum(1 for r in shard.buffer if r.passes)
+        window_over = shard.window_started is None or time.monotonic() >= shard.window_started + window
+        return not passing or flush or window <= 0 or passing >= self.esm.batch_size or window_over
+
     def _deliver(self, shard: _Shard, flush: bool) -> int:
         """Deliver the batches the shard's buffer holds (a part batch only once its window is over)."""
+        if shard.lanes is not None:
+            return self._deliver_to_lanes(shard, shard.lanes, flush)
         delivered = 0
-        window = self.esm.maximum_batching_window_seconds
         while shard.buffer:
-            passing = sum(1 for r in shard.buffer if r.passes)
-            window_over = shard.window_started is None or time.monotonic() >= shard.window_started + window
-            if passing and not (flush or window <= 0 or passing >= self.esm.batch_size or window_over):
+            if not self._batch_due(shard, flush):
                 break  # wait for the batch to fill
             batch: list[_Record] = []
             last_taken = shard.buffer[0]
@@ -471,6 +497,64 @@ class Trigger:
                 delivered += self._process(shard, batch)
             self._save_checkpoint(shard, last_taken.sequence_number)
         return delivered
+
+    # ------------------------------------------------------------------- concurrent batches (lanes)
+    def _wants_records(self, shard: _Shard) -> bool:
+        """Read more only while the lanes' queues are short (reading never outruns processing far)."""
+        limit = max(GET_RECORDS_LIMIT, 4 * self.esm.parallelization_factor * self.esm.batch_size)
+        return shard.lanes is None or shard.lanes.queued + len(shard.buffer) < limit
+
+    def _deliver_to_lanes(self, shard: _Shard, lanes: ShardLanes[_Record], flush: bool) -> int:
+        """Hand the buffer to the lanes once due, start a batch on every idle lane, collect the batches
+        that ended (``flush``: until the shard's lanes are empty)."""
+        if shard.buffer and self._batch_due(shard, flush):
+            records = list(shard.buffer)
+            shard.buffer.clear()
+            shard.window_started = None
+            with self._lock:
+                self._stats["filteredOut"] += sum(1 for r in records if not r.passes)
+            self._advance(shard, lanes.add(records))
+        self._start_batches(shard, lanes)
+        delivered = 0
+        while self._in_flight:
+            ended = [future for future in self._in_flight if future.done()]
+            if not ended and not flush:
+                break
+            if not ended:
+                wait(list(self._in_flight), return_when=FIRST_COMPLETED)
+                continue
+            for future in ended:
+                owner = self._in_flight.pop(future)
+                delivered += future.result()  # re-raises _Stopped, or the error that ended the batch
+                if owner.lanes is not None:
+                    self._start_batches(owner, owner.lanes)
+        return delivered
+
+    def _start_batches(self, shard: _Shard, lanes: ShardLanes[_Record]) -> None:
+        assert self._pool is not None
+        for lane, batch in lanes.next_batches():
+            self._in_flight[self._pool.submit(self._run_lane_batch, shard, lanes, lane, batch)] = shard
+
+    def _run_lane_batch(
+        self, shard: _Shard, lanes: ShardLanes[_Record], lane: int, batch: list[_Record]
+    ) -> int:
+        try:
+            return self._process(shard, batch)
+        finally:
+            lanes.release(lane)
+            self._wake.set()
+
+    def _records_done(self, shard: _Shard, records: list[_Record]) -> None:
+        """Records delivered or given up on: checkpoint past them (with lanes, as far as the watermark)."""
+        if shard.lanes is None:
+            self._save_checkpoint(shard, records[-1].sequence_number)
+        else:
+            self._advance(shard, shard.lanes.done(records))
+
+    def _advance(self, shard: _Shard, watermark: str | None) -> None:
+        if watermark is not None:
+            with self._lock:
+                self._save_checkpoint(shard, watermark)
 
     def _save_checkpoint(self, shard: _Shard, sequence_number: str) -> None:
         assert self._stream_arn is not None
@@ -497,23 +581,25 @@ class Trigger:
                 segment.invocations += 1
                 delivered += len(segment.records)
                 if last.result == RESULT_OK:
-                    self._save_checkpoint(shard, segment.records[-1].sequence_number)
-                    self._backoff = BACKOFF_FIRST_SECONDS
+                    self._records_done(shard, segment.records)
                     break
                 if last.result == RESULT_PARTIAL:
                     assert last.failed_index is not None
                     if last.failed_index > 0:
-                        done = segment.records[last.failed_index - 1]
-                        self._save_checkpoint(shard, done.sequence_number)
+                        self._records_done(shard, segment.records[: last.failed_index])
                     segment = _Segment(
-                        segment.records[last.failed_index :], segment.retries, segment.invocations
+                        segment.records[last.failed_index :],
+                        segment.retries,
+                        segment.invocations,
+                        segment.backoff,
                     )
                 elif self.esm.bisect_batch_on_function_error and len(segment.records) > 1:
                     # Splitting is not a retry: both halves keep the segment's retry count.
                     middle = len(segment.records) // 2
                     halves = (segment.records[:middle], segment.records[middle:])
                     segments.extendleft(
-                        _Segment(h, segment.retries, segment.invocations) for h in reversed(halves)
+                        _Segment(h, segment.retries, segment.invocations, segment.backoff)
+                        for h in reversed(halves)
                     )
                     log.info("shard %s: bisecting a batch of %d", shard.shard_id, len(segment.records))
                     break
@@ -521,7 +607,7 @@ class Trigger:
                     self._give_up(shard, segment, RETRIES_EXHAUSTED, last)
                     break
                 segment.retries += 1
-                self._sleep_backoff()
+                self._sleep_backoff(segment)
         return delivered
 
     def _too_old(self, segment: _Segment) -> bool:
@@ -529,8 +615,8 @@ class Trigger:
         oldest = min(r.arrival for r in segment.records)
         return limit >= 0 and time.time() - oldest > limit
 
-    def _sleep_backoff(self) -> None:
-        delay, self._backoff = self._backoff, min(self._backoff * 2, BACKOFF_MAX_SECONDS)
+    def _sleep_backoff(self, segment: _Segment) -> None:
+        delay, segment.backoff = segment.backoff, min(segment.backoff * 2, BACKOFF_MAX_SECONDS)
         if self._stop.wait(delay):
             raise _Stopped
 
@@ -612,8 +698,9 @@ class Trigger:
                 "streamArn": self._stream_arn,
             },
         }
-        append_line_durably(self.settings.failure_destination_path, json.dumps(message))
-        self._stats["recordsSentToFailureDestination"] += len(segment.records)
+        with self._lock:
+            append_line_durably(self.settings.failure_destination_path, json.dumps(message))
+            self._stats["recordsSentToFailureDestination"] += len(segment.records)
         log.error(
             "shard %s: gave up on %d record(s) %s..%s (%s after %d invocation(s)); see %s",
             shard.shard_id,
@@ -624,8 +711,7 @@ class Trigger:
             segment.invocations,
             self.settings.failure_destination_path,
         )
-        self._save_checkpoint(shard, final.sequence_number)
-        self._backoff = BACKOFF_FIRST_SECONDS
+        self._records_done(shard, segment.records)
 
     @staticmethod
     def _created(record: _Record) -> int:
@@ -634,6 +720,11 @@ class Trigger:
 
     # ----------------------------------------------------------------------------- state and stats
     def _record_batch(self, shard: _Shard, records: list[_Record], outcome: _Outcome, seconds: float) -> None:
+        with self._lock:  # lane workers report batches concurrently
+            self._count_batch(shard, records, outcome, seconds)
+            self._write_state(force=True)
+
+    def _count_batch(self, shard: _Shard, records: list[_Record], outcome: _Outcome, seconds: float) -> None:
         now = time.time()
         iterator_age_ms = max(0, int((now - records[-1].arrival) * 1000))
         stats = self._stats
@@ -663,20 +754,53 @@ class Trigger:
             int(seconds * 1000),
             f" error={outcome.error}" if outcome.error else "",
         )
-        self._write_state(force=True)
 
     def state(self) -> dict[str, Any]:
         """The state document the dashboard reads (docs/internal-contracts.md)."""
-        per_minute = [{"minute": minute, **counts} for minute, counts in sorted(self._per_minute.items())]
-        return {**self._stats, "heartbeatAt": _now_ms(), "perMinute": per_minute}
+        with self._lock:
+            per_minute = [{"minute": minute, **counts} for minute, counts in sorted(self._per_minute.items())]
+            progress = [shard_progress(shard) for shard in list(self._shards.values())]
+            return {
+                **self._stats,
+                "heartbeatAt": _now_ms(),
+                "perMinute": per_minute,
+                "parallelizationFactor": self.esm.parallelization_factor,
+                "batchSize": self.esm.batch_size,
+                "processorConcurrency": processor_concurrency(self.esm),
+                "inFlightBatches": sum(p["inFlightBatches"] for p in progress),
+                "shardProgress": progress,
+            }
 
     def _write_state(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_state_write < HEARTBEAT_SECONDS:
-            return
-        self._last_state_write = now
-        # Not fsynced: it is a view for the dashboard, rewritten every second.
-        atomic_write_json(self.settings.trigger_state_path, self.state(), durable=False)
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_state_write < HEARTBEAT_SECONDS:
+                return
+            self._last_state_write = now
+            # Not fsynced: it is a view for the dashboard, rewritten every second.
+            atomic_write_json(self.settings.trigger_state_path, self.state(), durable=False)
+
+
+def shard_progress(shard: _Shard) -> dict[str, Any]:
+    """One shard's entry of the state's ``shardProgress`` (docs/internal-contracts.md)."""
+    lanes = shard.lanes
+    return {
+        "shardId": shard.shard_id,
+        "parentShardId": shard.parent_id,
+        "checkpoint": shard.checkpoint,
+        "lastRead": shard.last_read,
+        "closed": shard.done,
+        "buffered": len(shard.buffer),
+        "queued": lanes.queued if lanes else 0,
+        "inFlightBatches": lanes.in_flight if lanes else 0,
+        "notCheckpointed": (lanes.outstanding if lanes else 0) + len(shard.buffer),
+    }
+
+
+def processor_concurrency(esm: EsmConfig) -> int | None:
+    """Records one invocation processes at once (the function's CONCURRENCY variable), if set."""
+    raw = esm.function.environment.get("CONCURRENCY", "")
+    return int(raw) if raw.strip().isdigit() else None
 
 
 def run_trigger(settings: Settings, template: Template, stop: threading.Event) -> None:

@@ -39,7 +39,13 @@ def main() -> None:
         handler="trigger_fixture_handlers.handler",
         environment={**esm.function.environment, **config["environment"]},
     )
-    esm = replace(esm, function=function, batch_size=config["batch_size"], filter_patterns=())
+    esm = replace(
+        esm,
+        function=function,
+        batch_size=config["batch_size"],
+        parallelization_factor=config.get("parallelization_factor", 1),
+        filter_patterns=(),
+    )
     Trigger(settings, template, esm=esm).run(threading.Event())
 
 
