@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from backend.local.api_workers import listening_socket, serve_forked, worker_count
 from backend.local.apigateway import (
     GATEWAY_ERROR_TYPES,
     JSON,
@@ -449,8 +450,29 @@ def serve(
     """Run the API twin with uvicorn on ``settings.host:settings.api_port`` (or a bound ``sock``).
 
     Blocks until ``stop`` is set (or, in the main thread, until Ctrl-C). ``ready`` is set once the
-    server accepts connections. Raises RuntimeError if it cannot listen.
+    server accepts connections. Raises RuntimeError if it cannot listen. Without ``sock`` (the command
+    line), it serves from ``STREAMDESK_API_WORKERS`` processes (backend.local.api_workers).
     """
+    workers = worker_count()
+    if sock is not None or workers == 1:
+        _serve_one(settings, template, ready, stop, sock)
+        return
+    try:
+        shared = listening_socket(settings.host, settings.api_port)
+    except OSError as error:
+        raise RuntimeError(f"the API could not listen on {settings.host}:{settings.api_port}") from error
+    stopping = stop or threading.Event()
+    with shared:
+        serve_forked(lambda s: _serve_one(settings, template, None, stopping, s), shared, workers, stopping)
+
+
+def _serve_one(
+    settings: Settings,
+    template: Template,
+    ready: threading.Event | None,
+    stop: threading.Event | None,
+    sock: socket.socket | None,
+) -> None:
     app = create_app(settings, template)
     config = uvicorn.Config(
         app,

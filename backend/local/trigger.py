@@ -38,18 +38,26 @@ import os
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backend.local.batch_outcome import (
+    RECORD_AGE_EXCEEDED,
+    RESULT_FUNCTION_ERROR,
+    RESULT_OK,
+    RESULT_PARTIAL,
+    RETRIES_EXHAUSTED,
+    GivenUp,
+    Outcome,
+    failure_message,
+    read_response,
+)
 from backend.local.checkpoint import (
     CheckpointStore,
     ShardCheckpoint,
@@ -62,6 +70,7 @@ from backend.local.lambda_runtime import LambdaRuntime, new_context, new_log_str
 from backend.local.lambda_runtime import function_arn as lambda_function_arn
 from backend.local.local_template import local_template
 from backend.local.shard_lanes import ShardLanes
+from backend.local.shards import Segment, Shard, StreamRecord, shard_progress
 from backend.local.stream_events import approximate_arrival, epoch_seconds, to_lambda_record
 from backend.settings import Settings
 from backend.template import Template
@@ -71,74 +80,16 @@ log = logging.getLogger("streamdesk.trigger")
 IDLE_POLL_SECONDS: Final = 0.25  # Lambda polls each shard about four times a second
 DISCOVER_EVERY_SECONDS: Final = 10.0  # re-describe the stream to find new shards
 HEARTBEAT_SECONDS: Final = 1.0
-BACKOFF_FIRST_SECONDS: Final = 0.1
 BACKOFF_MAX_SECONDS: Final = 2.0
 GET_RECORDS_LIMIT: Final = 1000
 PER_MINUTE_KEPT: Final = 60
 
-RESULT_OK: Final = "OK"
-RESULT_PARTIAL: Final = "PARTIAL"
-RESULT_FUNCTION_ERROR: Final = "FUNCTION_ERROR"
-RETRIES_EXHAUSTED: Final = "RetryAttemptsExhausted"
-RECORD_AGE_EXCEEDED: Final = "RecordAgeExceeded"
 
 Invoke = Callable[[dict[str, Any], Any], Any]
 
 
 class _Stopped(Exception):
     """Raised inside a batch when the trigger is asked to stop (the batch stays uncheckpointed)."""
-
-
-@dataclass
-class _Record:
-    """A stream record read from a shard: the Lambda-shaped event plus what the trigger needs."""
-
-    event: dict[str, Any]
-    sequence_number: str
-    arrival: float  # epoch seconds (see stream_events.approximate_arrival)
-    passes: bool  # the mapping's filters let it through
-
-
-@dataclass
-class _Segment:
-    """Part of a batch being delivered (bisecting splits a segment in two)."""
-
-    records: list[_Record]
-    retries: int = 0
-    invocations: int = 0
-    backoff: float = BACKOFF_FIRST_SECONDS  # the next retry's delay (halves of a bisected batch inherit it)
-
-
-@dataclass
-class _Outcome:
-    result: str
-    failed_index: int | None = None  # PARTIAL: index of the lowest failed record
-    error: str | None = None
-    function_error: str | None = None  # "Unhandled" when the function raised
-    request_id: str = ""
-
-
-@dataclass
-class _Shard:
-    shard_id: str
-    parent_id: str | None
-    checkpoint: str | None  # last sequence number done with
-    start: str  # "AFTER" (checkpoint) | "TRIM_HORIZON" | "LATEST", for the first iterator
-    done: bool = False  # closed and every record done
-    iterator: str | None = None
-    last_read: str | None = None  # last sequence number put in the buffer
-    end_reached: bool = False
-    buffer: deque[_Record] = field(default_factory=deque)
-    next_poll_at: float = 0.0  # monotonic
-    window_started: float | None = None  # monotonic time the buffer got its first record
-    lanes: ShardLanes[_Record] | None = None  # ParallelizationFactor above 1: concurrent batches
-
-
-def _iso(epoch: float, milliseconds: bool = False) -> str:
-    moment = datetime.fromtimestamp(epoch, UTC)
-    if milliseconds:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now_ms() -> int:
@@ -177,7 +128,7 @@ class Trigger:
         self._stop = threading.Event()
         self._stream_arn: str | None = None
         self._key_names: frozenset[str] | None = None  # the table's primary key attributes
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, Shard] = {}
         self._next_discovery = 0.0
         self._last_state_write = 0.0
         self._lock = threading.RLock()  # stats, the state file and checkpoints, shared with lane workers
@@ -185,7 +136,7 @@ class Trigger:
         self._pool: ThreadPoolExecutor | None = None
         if self.esm.parallelization_factor > 1:
             self._pool = ThreadPoolExecutor(4 * self.esm.parallelization_factor, thread_name_prefix="batch")
-        self._in_flight: dict[Future[int], _Shard] = {}
+        self._in_flight: dict[Future[int], Shard] = {}
         self._stats: dict[str, Any] = {
             "pid": os.getpid(),
             "startedAt": _now_ms(),
@@ -307,7 +258,8 @@ class Trigger:
                 self._shards[shard_id].lanes = ShardLanes(factor, batch_size)
         for shard_id in [s for s in self._shards if s not in listed]:
             del self._shards[shard_id]  # trimmed from the stream (older than 24 hours)
-        self._checkpoints.forget_shards(stream_arn, keep=listed)
+        with self._lock:  # lane workers save checkpoints meanwhile
+            self._checkpoints.forget_shards(stream_arn, keep=listed)
         self._stats["shards"] = len(self._shards)
 
     def _describe_shards(self, stream_arn: str) -> list[dict[str, Any]]:
@@ -321,24 +273,25 @@ class Trigger:
                 return shards
             kwargs["ExclusiveStartShardId"] = last
 
-    def _new_shard(self, stream_arn: str, described: dict[str, Any], first_start: bool) -> _Shard:
+    def _new_shard(self, stream_arn: str, described: dict[str, Any], first_start: bool) -> Shard:
         shard_id = described["ShardId"]
         parent = described.get("ParentShardId")
         saved = self._checkpoints.get(stream_arn, shard_id)
         if saved is not None:
             start = "AFTER" if saved.sequence_number else "TRIM_HORIZON"
-            return _Shard(shard_id, parent, saved.sequence_number, start, done=saved.closed)
+            return Shard(shard_id, parent, saved.sequence_number, start, done=saved.closed)
         closed = "EndingSequenceNumber" in (described.get("SequenceNumberRange") or {})
         if first_start and self.esm.starting_position == "LATEST":
             # LATEST applies once, when the mapping starts: closed shards hold only older records.
             if closed:
-                self._checkpoints.save(stream_arn, shard_id, ShardCheckpoint(None, closed=True))
-                return _Shard(shard_id, parent, None, "LATEST", done=True)
-            return _Shard(shard_id, parent, None, "LATEST")
+                with self._lock:
+                    self._checkpoints.save(stream_arn, shard_id, ShardCheckpoint(None, closed=True))
+                return Shard(shard_id, parent, None, "LATEST", done=True)
+            return Shard(shard_id, parent, None, "LATEST")
         # Shards that appear later (children, new stream) are read from their beginning, as on AWS.
-        return _Shard(shard_id, parent, None, "TRIM_HORIZON")
+        return Shard(shard_id, parent, None, "TRIM_HORIZON")
 
-    def _ready(self, shard: _Shard) -> bool:
+    def _ready(self, shard: Shard) -> bool:
         """A shard may be read once its parent (if the stream still lists it) is closed and done."""
         if shard.done:
             return False
@@ -346,7 +299,7 @@ class Trigger:
         return parent is None or parent.done
 
     # -------------------------------------------------------------------------------------- reading
-    def _iterator(self, shard: _Shard) -> str:
+    def _iterator(self, shard: Shard) -> str:
         assert self._stream_arn is not None
         kwargs: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": shard.shard_id}
         position = shard.last_read or shard.checkpoint
@@ -356,7 +309,7 @@ class Trigger:
             kwargs["ShardIteratorType"] = "LATEST" if shard.start == "LATEST" else "TRIM_HORIZON"
         return str(self._streams.get_shard_iterator(**kwargs)["ShardIterator"])
 
-    def _read(self, shard: _Shard) -> int:
+    def _read(self, shard: Shard) -> int:
         """One GetRecords call into the shard's buffer; returns how many records it brought."""
         if shard.end_reached:
             return 0
@@ -391,7 +344,9 @@ class Trigger:
                 raw, self._stream_arn, region=self.settings.region, key_names=self._key_names
             )
             sequence = str(raw["dynamodb"]["SequenceNumber"])
-            record = _Record(event, sequence, approximate_arrival(raw, read_at), self._filter.passes(event))
+            record = StreamRecord(
+                event, sequence, approximate_arrival(raw, read_at), self._filter.passes(event)
+            )
             if not shard.buffer:
                 shard.window_started = time.monotonic()
             shard.buffer.append(record)
@@ -433,10 +388,11 @@ class Trigger:
                     progress = True
         return delivered
 
-    def _close_shard(self, shard: _Shard) -> None:
+    def _close_shard(self, shard: Shard) -> None:
         assert self._stream_arn is not None
         shard.done = True
-        self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(shard.checkpoint, True))
+        with self._lock:
+            self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(shard.checkpoint, True))
         log.info("shard %s closed and done", shard.shard_id)
 
     def _idle_seconds(self) -> float:
@@ -462,14 +418,14 @@ class Trigger:
         self._shards = {}
 
     # ------------------------------------------------------------------------------------- delivery
-    def _batch_due(self, shard: _Shard, flush: bool) -> bool:
+    def _batch_due(self, shard: Shard, flush: bool) -> bool:
         """The buffer may be delivered: a batch is full, the batching window is over, or flushing."""
         window = self.esm.maximum_batching_window_seconds
         passing = sum(1 for r in shard.buffer if r.passes)
         window_over = shard.window_started is None or time.monotonic() >= shard.window_started + window
         return not passing or flush or window <= 0 or passing >= self.esm.batch_size or window_over
 
-    def _deliver(self, shard: _Shard, flush: bool) -> int:
+    def _deliver(self, shard: Shard, flush: bool) -> int:
         """Deliver the batches the shard's buffer holds (a part batch only once its window is over)."""
         if shard.lanes is not None:
             return self._deliver_to_lanes(shard, shard.lanes, flush)
@@ -477,7 +433,7 @@ class Trigger:
         while shard.buffer:
             if not self._batch_due(shard, flush):
                 break  # wait for the batch to fill
-            batch: list[_Record] = []
+            batch: list[StreamRecord] = []
             last_taken = shard.buffer[0]
             filtered = 0
             while shard.buffer and len(batch) < self.esm.batch_size:
@@ -499,12 +455,12 @@ class Trigger:
         return delivered
 
     # ------------------------------------------------------------------- concurrent batches (lanes)
-    def _wants_records(self, shard: _Shard) -> bool:
+    def _wants_records(self, shard: Shard) -> bool:
         """Read more only while the lanes' queues are short (reading never outruns processing far)."""
         limit = max(GET_RECORDS_LIMIT, 4 * self.esm.parallelization_factor * self.esm.batch_size)
         return shard.lanes is None or shard.lanes.queued + len(shard.buffer) < limit
 
-    def _deliver_to_lanes(self, shard: _Shard, lanes: ShardLanes[_Record], flush: bool) -> int:
+    def _deliver_to_lanes(self, shard: Shard, lanes: ShardLanes[StreamRecord], flush: bool) -> int:
         """Hand the buffer to the lanes once due, start a batch on every idle lane, collect the batches
         that ended (``flush``: until the shard's lanes are empty)."""
         if shard.buffer and self._batch_due(shard, flush):
@@ -530,47 +486,53 @@ class Trigger:
                     self._start_batches(owner, owner.lanes)
         return delivered
 
-    def _start_batches(self, shard: _Shard, lanes: ShardLanes[_Record]) -> None:
+    def _start_batches(self, shard: Shard, lanes: ShardLanes[StreamRecord]) -> None:
         assert self._pool is not None
         for lane, batch in lanes.next_batches():
             self._in_flight[self._pool.submit(self._run_lane_batch, shard, lanes, lane, batch)] = shard
 
     def _run_lane_batch(
-        self, shard: _Shard, lanes: ShardLanes[_Record], lane: int, batch: list[_Record]
+        self, shard: Shard, lanes: ShardLanes[StreamRecord], lane: int, batch: list[StreamRecord]
     ) -> int:
         try:
-            return self._process(shard, batch)
-        finally:
-            lanes.release(lane)
+            delivered = self._process(shard, batch)
+        except BaseException:
+            # Stopping, or an error that resets the trigger: the lane stays busy, so no later record of
+            # its keys is delivered before these (the reset re-reads them from the checkpoint).
             self._wake.set()
+            raise
+        lanes.release(lane)
+        self._wake.set()
+        return delivered
 
-    def _records_done(self, shard: _Shard, records: list[_Record]) -> None:
+    def _records_done(self, shard: Shard, records: list[StreamRecord]) -> None:
         """Records delivered or given up on: checkpoint past them (with lanes, as far as the watermark)."""
         if shard.lanes is None:
             self._save_checkpoint(shard, records[-1].sequence_number)
         else:
             self._advance(shard, shard.lanes.done(records))
 
-    def _advance(self, shard: _Shard, watermark: str | None) -> None:
+    def _advance(self, shard: Shard, watermark: str | None) -> None:
         if watermark is not None:
-            with self._lock:
+            with self._lock:  # the compare-and-save of the shard's checkpoint, one worker at a time
                 self._save_checkpoint(shard, watermark)
 
-    def _save_checkpoint(self, shard: _Shard, sequence_number: str) -> None:
+    def _save_checkpoint(self, shard: Shard, sequence_number: str) -> None:
         assert self._stream_arn is not None
         if shard.checkpoint is not None and int(sequence_number) <= int(shard.checkpoint):
             return
         shard.checkpoint = sequence_number
-        self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, False))
+        with self._lock:  # lane workers of other shards save too
+            self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, False))
 
-    def _process(self, shard: _Shard, batch: list[_Record]) -> int:
+    def _process(self, shard: Shard, batch: list[StreamRecord]) -> int:
         """Deliver one batch until every record is done (delivered, or given up); returns invocations'
         record count."""
         delivered = 0
-        segments: deque[_Segment] = deque([_Segment(batch)])
+        segments: deque[Segment] = deque([Segment(batch)])
         while segments:
             segment = segments.popleft()
-            last: _Outcome | None = None
+            last: Outcome | None = None
             while True:
                 if self._stop.is_set():
                     raise _Stopped
@@ -587,7 +549,7 @@ class Trigger:
                     assert last.failed_index is not None
                     if last.failed_index > 0:
                         self._records_done(shard, segment.records[: last.failed_index])
-                    segment = _Segment(
+                    segment = Segment(
                         segment.records[last.failed_index :],
                         segment.retries,
                         segment.invocations,
@@ -598,7 +560,7 @@ class Trigger:
                     middle = len(segment.records) // 2
                     halves = (segment.records[:middle], segment.records[middle:])
                     segments.extendleft(
-                        _Segment(h, segment.retries, segment.invocations, segment.backoff)
+                        Segment(h, segment.retries, segment.invocations, segment.backoff)
                         for h in reversed(halves)
                     )
                     log.info("shard %s: bisecting a batch of %d", shard.shard_id, len(segment.records))
@@ -610,17 +572,17 @@ class Trigger:
                 self._sleep_backoff(segment)
         return delivered
 
-    def _too_old(self, segment: _Segment) -> bool:
+    def _too_old(self, segment: Segment) -> bool:
         limit = self.esm.maximum_record_age_seconds
         oldest = min(r.arrival for r in segment.records)
         return limit >= 0 and time.time() - oldest > limit
 
-    def _sleep_backoff(self, segment: _Segment) -> None:
+    def _sleep_backoff(self, segment: Segment) -> None:
         delay, segment.backoff = segment.backoff, min(segment.backoff * 2, BACKOFF_MAX_SECONDS)
         if self._stop.wait(delay):
             raise _Stopped
 
-    def _invoke(self, shard: _Shard, records: list[_Record]) -> _Outcome:
+    def _invoke(self, shard: Shard, records: list[StreamRecord]) -> Outcome:
         """One synchronous invocation with ``records``, and how Lambda reads its outcome."""
         # A fresh copy each time: the function may change the event, Lambda sends new JSON per call.
         event = {"Records": [copy.deepcopy(r.event) for r in records]}
@@ -630,7 +592,7 @@ class Trigger:
             response = self._invoke_function(event, context)
             json.dumps(response)  # Lambda serialises the result; what cannot be is a function error
         except Exception as error:  # the function's failure, never the trigger's
-            outcome = _Outcome(
+            outcome = Outcome(
                 RESULT_FUNCTION_ERROR,
                 error=f"{type(error).__name__}: {error}",
                 function_error="Unhandled",
@@ -644,60 +606,29 @@ class Trigger:
                 traceback.format_exc(limit=8),
             )
         else:
-            outcome = self._read_response(response, records)
+            sequences = [r.sequence_number for r in records]
+            outcome = read_response(response, sequences, self.esm.report_batch_item_failures)
             outcome.request_id = context.aws_request_id
         self._record_batch(shard, records, outcome, time.monotonic() - started)
         return outcome
 
-    def _read_response(self, response: Any, records: list[_Record]) -> _Outcome:
-        if not self.esm.report_batch_item_failures or response is None:
-            return _Outcome(RESULT_OK)
-        if not isinstance(response, dict):
-            return _Outcome(RESULT_FUNCTION_ERROR, error=f"invalid batch response {response!r:.200}")
-        failures = response.get("batchItemFailures")
-        if failures is None or failures == []:
-            return _Outcome(RESULT_OK)
-        index = {r.sequence_number: i for i, r in enumerate(records)}
-        if not isinstance(failures, list):
-            return _Outcome(RESULT_FUNCTION_ERROR, error="batchItemFailures is not a list")
-        lowest: int | None = None
-        for failure in failures:
-            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-            if not identifier or identifier not in index:
-                # Lambda: an empty, null or unknown identifier fails the whole batch.
-                return _Outcome(RESULT_FUNCTION_ERROR, error=f"invalid batch item failure {failure!r:.200}")
-            lowest = index[identifier] if lowest is None else min(lowest, index[identifier])
-        return _Outcome(RESULT_PARTIAL, failed_index=lowest, error=f"{len(failures)} item failure(s)")
-
     # ------------------------------------------------------------------------------ failure handling
-    def _give_up(self, shard: _Shard, segment: _Segment, condition: str, last: _Outcome | None) -> None:
+    def _give_up(self, shard: Shard, segment: Segment, condition: str, last: Outcome | None) -> None:
         """Send the segment's description to the on-failure destination and checkpoint past it."""
         assert self._stream_arn is not None
         first, final = segment.records[0], segment.records[-1]
-        message = {
-            "requestContext": {
-                "requestId": last.request_id if last else str(uuid.uuid4()),
-                "functionArn": self.function_arn,
-                "condition": condition,
-                "approximateInvokeCount": segment.invocations,
-            },
-            "responseContext": {
-                "statusCode": 200 if last else None,
-                "executedVersion": "$LATEST" if last else None,
-                "functionError": last.function_error if last else None,
-            },
-            "version": "1.0",
-            "timestamp": _iso(time.time(), milliseconds=True),
-            "DDBStreamBatchInfo": {
-                "shardId": shard.shard_id,
-                "startSequenceNumber": first.sequence_number,
-                "endSequenceNumber": final.sequence_number,
-                "approximateArrivalOfFirstRecord": _iso(self._created(first)),
-                "approximateArrivalOfLastRecord": _iso(self._created(final)),
-                "batchSize": len(segment.records),
-                "streamArn": self._stream_arn,
-            },
-        }
+        given_up = GivenUp(
+            condition=condition,
+            invocations=segment.invocations,
+            shard_id=shard.shard_id,
+            stream_arn=self._stream_arn,
+            first_sequence=first.sequence_number,
+            last_sequence=final.sequence_number,
+            first_created=self._created(first),
+            last_created=self._created(final),
+            size=len(segment.records),
+        )
+        message = failure_message(given_up, last, self.function_arn, time.time())
         with self._lock:
             append_line_durably(self.settings.failure_destination_path, json.dumps(message))
             self._stats["recordsSentToFailureDestination"] += len(segment.records)
@@ -714,17 +645,21 @@ class Trigger:
         self._records_done(shard, segment.records)
 
     @staticmethod
-    def _created(record: _Record) -> int:
+    def _created(record: StreamRecord) -> int:
         raw = record.event["dynamodb"].get("ApproximateCreationDateTime")
         return epoch_seconds(raw) if raw is not None else int(record.arrival)
 
     # ----------------------------------------------------------------------------- state and stats
-    def _record_batch(self, shard: _Shard, records: list[_Record], outcome: _Outcome, seconds: float) -> None:
+    def _record_batch(
+        self, shard: Shard, records: list[StreamRecord], outcome: Outcome, seconds: float
+    ) -> None:
         with self._lock:  # lane workers report batches concurrently
             self._count_batch(shard, records, outcome, seconds)
             self._write_state(force=True)
 
-    def _count_batch(self, shard: _Shard, records: list[_Record], outcome: _Outcome, seconds: float) -> None:
+    def _count_batch(
+        self, shard: Shard, records: list[StreamRecord], outcome: Outcome, seconds: float
+    ) -> None:
         now = time.time()
         iterator_age_ms = max(0, int((now - records[-1].arrival) * 1000))
         stats = self._stats
@@ -779,22 +714,6 @@ class Trigger:
             self._last_state_write = now
             # Not fsynced: it is a view for the dashboard, rewritten every second.
             atomic_write_json(self.settings.trigger_state_path, self.state(), durable=False)
-
-
-def shard_progress(shard: _Shard) -> dict[str, Any]:
-    """One shard's entry of the state's ``shardProgress`` (docs/internal-contracts.md)."""
-    lanes = shard.lanes
-    return {
-        "shardId": shard.shard_id,
-        "parentShardId": shard.parent_id,
-        "checkpoint": shard.checkpoint,
-        "lastRead": shard.last_read,
-        "closed": shard.done,
-        "buffered": len(shard.buffer),
-        "queued": lanes.queued if lanes else 0,
-        "inFlightBatches": lanes.in_flight if lanes else 0,
-        "notCheckpointed": (lanes.outstanding if lanes else 0) + len(shard.buffer),
-    }
 
 
 def processor_concurrency(esm: EsmConfig) -> int | None:
