@@ -30,9 +30,6 @@ from urllib.parse import unquote
 import aiohttp
 import uvicorn
 import uvloop
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,6 +46,7 @@ from backend.local.apigateway import (
     parse_json_strict,
     validation_error_string,
 )
+from backend.local.sigv4 import PostSigner
 from backend.local.vtl import UTIL, RequestParams, VelocityTemplate, VtlError, VtlInput
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, Settings
 from backend.template import LOCAL_ACCOUNT_ID, Template, TemplateError
@@ -146,8 +144,12 @@ class ApiGatewayTwin:
                     f"{route.method} {route.resource_path}: the local API twin integrates only with DynamoDB"
                 )
         self.dynamodb_url = settings.dynamodb_url.rstrip("/") + "/"
-        self._credentials = Credentials(
-            settings.aws_access_key_id or LOCAL_ACCESS_KEY, settings.aws_secret_access_key or LOCAL_SECRET_KEY
+        self._signer = PostSigner(
+            self.dynamodb_url,
+            settings.aws_access_key_id or LOCAL_ACCESS_KEY,
+            settings.aws_secret_access_key or LOCAL_SECRET_KEY,
+            settings.region,
+            "dynamodb",
         )
         self._api_key = settings.api_key.encode("utf-8")
         self._client: aiohttp.ClientSession | None = None
@@ -343,20 +345,11 @@ class ApiGatewayTwin:
 
     async def _send(self, action: str, payload: str, timeout: float) -> tuple[int, str]:
         data = payload.encode("utf-8")
-        signed = AWSRequest(
-            method="POST",
-            url=self.dynamodb_url,
-            data=data,
-            headers={
-                "X-Amz-Target": f"{DYNAMODB_TARGET_PREFIX}.{action}",
-                "Content-Type": DYNAMODB_CONTENT_TYPE,
-            },
-        )
-        SigV4Auth(self._credentials, "dynamodb", self.settings.region).add_auth(signed)
+        headers = self._signer.headers(f"{DYNAMODB_TARGET_PREFIX}.{action}", DYNAMODB_CONTENT_TYPE, data)
         async with self._http().post(
             self.dynamodb_url,
             data=data,
-            headers=dict(signed.headers.items()),
+            headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5.0)),
         ) as response:
             return response.status, (await response.read()).decode("utf-8", errors="replace")

@@ -40,7 +40,6 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Final
 
 import boto3
@@ -68,6 +67,7 @@ from backend.local.esm_config import EsmConfig, load_esm_config
 from backend.local.event_filter import EventFilter
 from backend.local.lambda_runtime import LambdaRuntime, new_context, new_log_stream_name
 from backend.local.lambda_runtime import function_arn as lambda_function_arn
+from backend.local.lane_delivery import LaneDelivery
 from backend.local.local_template import local_template
 from backend.local.shard_lanes import ShardLanes
 from backend.local.shards import Segment, Shard, StreamRecord, shard_progress
@@ -132,11 +132,12 @@ class Trigger:
         self._next_discovery = 0.0
         self._last_state_write = 0.0
         self._lock = threading.RLock()  # stats, the state file and checkpoints, shared with lane workers
-        self._wake = threading.Event()  # a lane's batch ended: start the lane's next one
-        self._pool: ThreadPoolExecutor | None = None
+        self._lanes: LaneDelivery | None = None
+        self._wake = threading.Event()  # never set with factor 1
         if self.esm.parallelization_factor > 1:
-            self._pool = ThreadPoolExecutor(4 * self.esm.parallelization_factor, thread_name_prefix="batch")
-        self._in_flight: dict[Future[int], Shard] = {}
+            factor, size = self.esm.parallelization_factor, self.esm.batch_size
+            self._lanes = LaneDelivery(factor, size, self._process, self._advance)
+            self._wake = self._lanes.wake
         self._stats: dict[str, Any] = {
             "pid": os.getpid(),
             "startedAt": _now_ms(),
@@ -207,7 +208,8 @@ class Trigger:
                     stop.wait(1.0)
                     continue
                 self._write_state()
-                self._wake.wait(self._idle_seconds())
+                # With lanes, a batch ending wakes the loop to start its lane's next batch.
+                (self._wake if self._lanes is not None else stop).wait(self._idle_seconds())
                 self._wake.clear()
         finally:
             self._stats["state"] = "Stopped"
@@ -217,8 +219,8 @@ class Trigger:
     def close(self) -> None:
         """Wait for batches in flight (a stop ends their retries), and give the process environment back
         (the runtime set the function's variables)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        if self._lanes is not None:
+            self._lanes.close()
         if self._runtime is not None:
             self._runtime.close()
 
@@ -253,9 +255,8 @@ class Trigger:
             if shard_id in self._shards:
                 continue
             self._shards[shard_id] = self._new_shard(stream_arn, shard, first_start)
-            if self._pool is not None:
-                factor, batch_size = self.esm.parallelization_factor, self.esm.batch_size
-                self._shards[shard_id].lanes = ShardLanes(factor, batch_size)
+            if self._lanes is not None:
+                self._shards[shard_id].lanes = self._lanes.new_lanes()
         for shard_id in [s for s in self._shards if s not in listed]:
             del self._shards[shard_id]  # trimmed from the stream (older than 24 hours)
         with self._lock:  # lane workers save checkpoints meanwhile
@@ -412,8 +413,8 @@ class Trigger:
     def _reset(self, error: str) -> None:
         log.warning("trigger error, resuming from the checkpoints: %s", error)
         self._stats["lastError"] = error
-        wait(list(self._in_flight))  # their records are re-read from the checkpoint (never past them)
-        self._in_flight.clear()
+        if self._lanes is not None:
+            self._lanes.abandon()  # their records are re-read from the checkpoint (never past them)
         self._stream_arn = None
         self._shards = {}
 
@@ -456,66 +457,34 @@ class Trigger:
 
     # ------------------------------------------------------------------- concurrent batches (lanes)
     def _wants_records(self, shard: Shard) -> bool:
-        """Read more only while the lanes' queues are short (reading never outruns processing far)."""
-        limit = max(GET_RECORDS_LIMIT, 4 * self.esm.parallelization_factor * self.esm.batch_size)
-        return shard.lanes is None or shard.lanes.queued + len(shard.buffer) < limit
+        if shard.lanes is None or self._lanes is None:
+            return True
+        return shard.lanes.queued + len(shard.buffer) < self._lanes.read_limit(GET_RECORDS_LIMIT)
 
     def _deliver_to_lanes(self, shard: Shard, lanes: ShardLanes[StreamRecord], flush: bool) -> int:
         """Hand the buffer to the lanes once due, start a batch on every idle lane, collect the batches
-        that ended (``flush``: until the shard's lanes are empty)."""
+        that ended (``flush``: until none is in flight)."""
+        assert self._lanes is not None
         if shard.buffer and self._batch_due(shard, flush):
             records = list(shard.buffer)
             shard.buffer.clear()
             shard.window_started = None
             with self._lock:
                 self._stats["filteredOut"] += sum(1 for r in records if not r.passes)
-            self._advance(shard, lanes.add(records))
-        self._start_batches(shard, lanes)
-        delivered = 0
-        while self._in_flight:
-            ended = [future for future in self._in_flight if future.done()]
-            if not ended and not flush:
-                break
-            if not ended:
-                wait(list(self._in_flight), return_when=FIRST_COMPLETED)
-                continue
-            for future in ended:
-                owner = self._in_flight.pop(future)
-                delivered += future.result()  # re-raises _Stopped, or the error that ended the batch
-                if owner.lanes is not None:
-                    self._start_batches(owner, owner.lanes)
-        return delivered
-
-    def _start_batches(self, shard: Shard, lanes: ShardLanes[StreamRecord]) -> None:
-        assert self._pool is not None
-        for lane, batch in lanes.next_batches():
-            self._in_flight[self._pool.submit(self._run_lane_batch, shard, lanes, lane, batch)] = shard
-
-    def _run_lane_batch(
-        self, shard: Shard, lanes: ShardLanes[StreamRecord], lane: int, batch: list[StreamRecord]
-    ) -> int:
-        try:
-            delivered = self._process(shard, batch)
-        except BaseException:
-            # Stopping, or an error that resets the trigger: the lane stays busy, so no later record of
-            # its keys is delivered before these (the reset re-reads them from the checkpoint).
-            self._wake.set()
-            raise
-        lanes.release(lane)
-        self._wake.set()
-        return delivered
+            self._lanes.hand_over(shard, lanes, records)
+        self._lanes.start(shard, lanes)
+        return self._lanes.collect(flush)
 
     def _records_done(self, shard: Shard, records: list[StreamRecord]) -> None:
         """Records delivered or given up on: checkpoint past them (with lanes, as far as the watermark)."""
-        if shard.lanes is None:
+        if shard.lanes is None or self._lanes is None:
             self._save_checkpoint(shard, records[-1].sequence_number)
         else:
-            self._advance(shard, shard.lanes.done(records))
+            self._lanes.records_done(shard, shard.lanes, records)
 
-    def _advance(self, shard: Shard, watermark: str | None) -> None:
-        if watermark is not None:
-            with self._lock:  # the compare-and-save of the shard's checkpoint, one worker at a time
-                self._save_checkpoint(shard, watermark)
+    def _advance(self, shard: Shard, watermark: str) -> None:
+        with self._lock:  # the compare-and-save of the shard's checkpoint, one worker at a time
+            self._save_checkpoint(shard, watermark)
 
     def _save_checkpoint(self, shard: Shard, sequence_number: str) -> None:
         assert self._stream_arn is not None
