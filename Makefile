@@ -43,7 +43,8 @@ lint: install-dev  ## ruff and mypy
 demo: install  ## Send sample requests through every state to the running stack
 	$(BIN)/streamdesk demo
 
-bench: install-dev  ## Pipeline latency vs raw PutItem; overview at 10,000 and 100,000 requests vs a raw scan; rollups vs a naive counter
+bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview vs a raw scan; rollups vs a naive counter
+	$(BIN)/python scripts/bench_throughput.py
 	$(BIN)/python scripts/bench_pipeline.py --requests 200 --rate 10
 	$(BIN)/python scripts/bench_overview.py --sizes 10000 100000
 	$(BIN)/python scripts/bench_rollups.py --requests 300 --batch 100

@@ -41,6 +41,33 @@ class MinuteCounts:
     errors: int = 0  # batches whose result was not OK
 
 
+@dataclass
+class ShardProgress:
+    """How far the trigger is through one shard: what it read, checkpointed, and holds in flight."""
+
+    shard_id: str
+    parent_shard_id: str | None = None
+    checkpoint: str | None = None  # the last sequence number every batch before it is done with
+    last_read: str | None = None  # the last sequence number read from the stream
+    closed: bool = False  # a closed shard read to its end
+    buffered: int = 0  # read, not yet handed to a lane
+    queued: int = 0  # in lanes, waiting for their lane's batch
+    in_flight_batches: int = 0
+    not_checkpointed: int = 0  # records read past the checkpoint (buffered, queued or in flight)
+
+
+_SHARD_JSON_NAMES: Final = {
+    "shard_id": "shardId",
+    "parent_shard_id": "parentShardId",
+    "checkpoint": "checkpoint",
+    "last_read": "lastRead",
+    "closed": "closed",
+    "buffered": "buffered",
+    "queued": "queued",
+    "in_flight_batches": "inFlightBatches",
+    "not_checkpointed": "notCheckpointed",
+}
+
 # The state file's JSON names of the fields (the contract of docs/internal-contracts.md).
 _JSON_NAMES: Final = {
     "pid": "pid",
@@ -60,6 +87,11 @@ _JSON_NAMES: Final = {
     "last_error": "lastError",
     "shards": "shards",
     "per_minute": "perMinute",
+    "parallelization_factor": "parallelizationFactor",
+    "batch_size": "batchSize",
+    "processor_concurrency": "processorConcurrency",
+    "in_flight_batches": "inFlightBatches",
+    "shard_progress": "shardProgress",
 }
 
 
@@ -84,6 +116,11 @@ class TriggerState:
     last_error: str | None = None
     shards: int = 0
     per_minute: list[MinuteCounts] = field(default_factory=list)
+    parallelization_factor: int = 1  # concurrent batches per shard (the mapping's ParallelizationFactor)
+    batch_size: int = 0
+    processor_concurrency: int | None = None  # records one invocation processes at once
+    in_flight_batches: int = 0
+    shard_progress: list[ShardProgress] = field(default_factory=list)
 
     def is_alive(self, now_ms: int) -> bool:
         """The one liveness rule: enabled, and heard from within :data:`SILENT_AFTER_MS`."""
@@ -94,6 +131,10 @@ class TriggerState:
         document = {_JSON_NAMES[f.name]: getattr(self, f.name) for f in fields(self)}
         document[_JSON_NAMES["mode"]] = self.mode.value
         document[_JSON_NAMES["per_minute"]] = [vars(counts) for counts in self.per_minute]
+        document[_JSON_NAMES["shard_progress"]] = [
+            {_SHARD_JSON_NAMES[name]: value for name, value in vars(progress).items()}
+            for progress in self.shard_progress
+        ]
         return document
 
     @classmethod
@@ -103,6 +144,7 @@ class TriggerState:
         try:
             values["mode"] = TriggerMode(values["mode"])
             values["per_minute"] = [_minute(entry) for entry in values["per_minute"] or []]
+            values["shard_progress"] = [_shard(entry) for entry in values["shard_progress"] or []]
             for name in ("pid", "started_at", "heartbeat_at"):
                 values[name] = int(values[name])
         except (TypeError, ValueError, AttributeError) as error:
@@ -113,6 +155,12 @@ class TriggerState:
 def _minute(entry: Mapping[str, Any]) -> MinuteCounts:
     return MinuteCounts(
         **{name: int(entry[name]) for name in MinuteCounts.__dataclass_fields__ if name in entry}
+    )
+
+
+def _shard(entry: Mapping[str, Any]) -> ShardProgress:
+    return ShardProgress(
+        **{name: entry[json_name] for name, json_name in _SHARD_JSON_NAMES.items() if json_name in entry}
     )
 
 

@@ -27,16 +27,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
+import aiohttp
 import uvicorn
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
+import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
+from backend.local.api_workers import listening_socket, serve_forked, worker_count
 from backend.local.apigateway import (
     GATEWAY_ERROR_TYPES,
     JSON,
@@ -47,6 +46,7 @@ from backend.local.apigateway import (
     parse_json_strict,
     validation_error_string,
 )
+from backend.local.sigv4 import PostSigner
 from backend.local.vtl import UTIL, RequestParams, VelocityTemplate, VtlError, VtlInput
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY, Settings
 from backend.template import LOCAL_ACCOUNT_ID, Template, TemplateError
@@ -62,6 +62,7 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _ID_ALPHABET = string.ascii_letters + string.digits
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810"
 DYNAMODB_CONTENT_TYPE = "application/x-amz-json-1.0"
+MAX_DYNAMODB_CONNECTIONS = 64
 
 
 def new_extended_request_id() -> str:
@@ -143,23 +144,31 @@ class ApiGatewayTwin:
                     f"{route.method} {route.resource_path}: the local API twin integrates only with DynamoDB"
                 )
         self.dynamodb_url = settings.dynamodb_url.rstrip("/") + "/"
-        self._credentials = Credentials(
-            settings.aws_access_key_id or LOCAL_ACCESS_KEY, settings.aws_secret_access_key or LOCAL_SECRET_KEY
+        self._signer = PostSigner(
+            self.dynamodb_url,
+            settings.aws_access_key_id or LOCAL_ACCESS_KEY,
+            settings.aws_secret_access_key or LOCAL_SECRET_KEY,
+            settings.region,
+            "dynamodb",
         )
         self._api_key = settings.api_key.encode("utf-8")
-        self._client: httpx.AsyncClient | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     # -------------------------------------------------------------------------------- lifecycle
-    def _http(self) -> httpx.AsyncClient:
+    def _http(self) -> aiohttp.ClientSession:
+        # aiohttp's connection pool costs the same per request however many clients are waiting (httpx's
+        # pool bookkeeping grew with them, and made the twin the narrowest point of the local stack).
         if self._client is None:
-            self._client = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32)
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=MAX_DYNAMODB_CONNECTIONS, ttl_dns_cache=None),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"),
             )
         return self._client
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.close()
             self._client = None
 
     # ---------------------------------------------------------------------------------- requests
@@ -295,7 +304,7 @@ class ApiGatewayTwin:
         started = time.perf_counter()
         try:
             status, text = await self._post(integration.action, payload, integration.timeout_ms / 1000)
-        except httpx.ConnectError as error:
+        except aiohttp.ClientConnectorError as error:
             # Unreachable: nothing was stored. Answer through the template's 5xx mapping.
             context["integration"]["error"] = f"DynamoDB unreachable at {self.dynamodb_url}: {error}"
             status = 503
@@ -305,10 +314,10 @@ class ApiGatewayTwin:
                     "message": f"DynamoDB is unreachable at {self.dynamodb_url}",
                 }
             )
-        except httpx.TimeoutException as error:
+        except TimeoutError as error:
             context["integration"]["error"] = f"DynamoDB did not answer in time: {error!r}"
             raise GatewayReply("INTEGRATION_TIMEOUT") from None
-        except httpx.TransportError as error:
+        except aiohttp.ClientError as error:
             context["integration"]["error"] = f"DynamoDB call failed: {error!r}"
             raise GatewayReply("INTEGRATION_FAILURE") from None
         latency = int((time.perf_counter() - started) * 1000)
@@ -336,23 +345,14 @@ class ApiGatewayTwin:
 
     async def _send(self, action: str, payload: str, timeout: float) -> tuple[int, str]:
         data = payload.encode("utf-8")
-        signed = AWSRequest(
-            method="POST",
-            url=self.dynamodb_url,
-            data=data,
-            headers={
-                "X-Amz-Target": f"{DYNAMODB_TARGET_PREFIX}.{action}",
-                "Content-Type": DYNAMODB_CONTENT_TYPE,
-            },
-        )
-        SigV4Auth(self._credentials, "dynamodb", self.settings.region).add_auth(signed)
-        response = await self._http().post(
+        headers = self._signer.headers(f"{DYNAMODB_TARGET_PREFIX}.{action}", DYNAMODB_CONTENT_TYPE, data)
+        async with self._http().post(
             self.dynamodb_url,
-            content=data,
-            headers=dict(signed.headers.items()),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        )
-        return response.status_code, response.text
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 5.0)),
+        ) as response:
+            return response.status, (await response.read()).decode("utf-8", errors="replace")
 
     # ------------------------------------------------------------------------- gateway responses
     def _gateway_response(self, context: dict[str, Any], reply: GatewayReply) -> Response:
@@ -443,8 +443,29 @@ def serve(
     """Run the API twin with uvicorn on ``settings.host:settings.api_port`` (or a bound ``sock``).
 
     Blocks until ``stop`` is set (or, in the main thread, until Ctrl-C). ``ready`` is set once the
-    server accepts connections. Raises RuntimeError if it cannot listen.
+    server accepts connections. Raises RuntimeError if it cannot listen. Without ``sock`` (the command
+    line), it serves from ``STREAMDESK_API_WORKERS`` processes (backend.local.api_workers).
     """
+    workers = worker_count()
+    if sock is not None or workers == 1:
+        _serve_one(settings, template, ready, stop, sock)
+        return
+    try:
+        shared = listening_socket(settings.host, settings.api_port)
+    except OSError as error:
+        raise RuntimeError(f"the API could not listen on {settings.host}:{settings.api_port}") from error
+    stopping = stop or threading.Event()
+    with shared:
+        serve_forked(lambda s: _serve_one(settings, template, None, stopping, s), shared, workers, stopping)
+
+
+def _serve_one(
+    settings: Settings,
+    template: Template,
+    ready: threading.Event | None,
+    stop: threading.Event | None,
+    sock: socket.socket | None,
+) -> None:
     app = create_app(settings, template)
     config = uvicorn.Config(
         app,
@@ -452,12 +473,15 @@ def serve(
         port=settings.api_port,
         log_config=None,  # leave the process's logging alone
         access_log=False,  # the twin writes API Gateway's access log itself
+        http="httptools",  # uvicorn's fast HTTP parser (the pure-Python h11 costs more per request)
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
     try:
-        asyncio.run(_run(server, ready, stop, sock))
+        # uvloop: uvicorn's fast event loop (serve() is called here rather than through uvicorn.run).
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_run(server, ready, stop, sock))
     except SystemExit as error:  # uvicorn exits when it cannot bind
         where = f"{settings.host}:{settings.api_port}" if sock is None else str(sock.getsockname())
         raise RuntimeError(f"the API could not listen on {where}") from error

@@ -134,8 +134,13 @@ class LambdaRuntime:
         if self._saved_environment is None:
             self._saved_environment = {name: os.environ.get(name) for name in names}
         for name in _UNSET_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ.update(self.environment)
+            if name in os.environ:
+                del os.environ[name]
+        # Only what differs: concurrent invocations (ParallelizationFactor) then never write the process
+        # environment while another one reads it.
+        changed = {name: value for name, value in self.environment.items() if os.environ.get(name) != value}
+        if changed:
+            os.environ.update(changed)
 
     def close(self) -> None:
         """Restore the environment as it was before the first invocation."""

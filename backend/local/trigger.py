@@ -20,9 +20,13 @@ mapping in ``infra/template.yaml`` would:
   a checkpointed one (delivery is at least once, as on AWS);
 * the dashboard reads ``Settings.trigger_state_path`` (see :mod:`backend.trigger_state`).
 
-Deliberate differences from AWS: shards are processed one after another by one thread (a shard in backoff
-delays the others), and ParallelizationFactor above 1 is read but processed as 1 (records of a shard stay
-in order, which is what the processor relies on).
+With ParallelizationFactor above 1, a shard's records are spread over that many lanes by partition key
+(:mod:`backend.local.shard_lanes`): one batch in flight per lane, lanes concurrently, one item's records
+always in one lane and in order, and the checkpoint a watermark that passes a record only once every record
+before it is done. Retries, bisection and record age work per batch as with factor 1.
+
+Deliberate differences from AWS: with factor 1, shards are processed one after another by one thread (a
+shard in backoff delays the others); see docs/trigger-parallelism.md for the exact semantics.
 """
 
 from __future__ import annotations
@@ -34,17 +38,26 @@ import os
 import threading
 import time
 import traceback
-import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
 from typing import Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from backend.local.batch_outcome import (
+    RECORD_AGE_EXCEEDED,
+    RESULT_FUNCTION_ERROR,
+    RESULT_OK,
+    RESULT_PARTIAL,
+    RETRIES_EXHAUSTED,
+    GivenUp,
+    Outcome,
+    failure_message,
+    read_response,
+)
 from backend.local.checkpoint import (
     CheckpointStore,
     ShardCheckpoint,
@@ -55,7 +68,10 @@ from backend.local.esm_config import EsmConfig, load_esm_config
 from backend.local.event_filter import EventFilter
 from backend.local.lambda_runtime import LambdaRuntime, new_context, new_log_stream_name
 from backend.local.lambda_runtime import function_arn as lambda_function_arn
+from backend.local.lane_delivery import LaneDelivery
 from backend.local.local_template import local_template
+from backend.local.shard_lanes import ShardLanes
+from backend.local.shards import Segment, Shard, StreamRecord, shard_progress
 from backend.local.stream_events import approximate_arrival, epoch_seconds, to_lambda_record
 from backend.settings import Settings
 from backend.template import Template
@@ -66,72 +82,16 @@ log = logging.getLogger("streamdesk.trigger")
 IDLE_POLL_SECONDS: Final = 0.25  # Lambda polls each shard about four times a second
 DISCOVER_EVERY_SECONDS: Final = 10.0  # re-describe the stream to find new shards
 HEARTBEAT_SECONDS: Final = 1.0
-BACKOFF_FIRST_SECONDS: Final = 0.1
 BACKOFF_MAX_SECONDS: Final = 2.0
 GET_RECORDS_LIMIT: Final = 1000
 PER_MINUTE_KEPT: Final = 60
 
-RESULT_OK: Final = "OK"
-RESULT_PARTIAL: Final = "PARTIAL"
-RESULT_FUNCTION_ERROR: Final = "FUNCTION_ERROR"
-RETRIES_EXHAUSTED: Final = "RetryAttemptsExhausted"
-RECORD_AGE_EXCEEDED: Final = "RecordAgeExceeded"
 
 Invoke = Callable[[dict[str, Any], Any], Any]
 
 
 class _Stopped(Exception):
     """Raised inside a batch when the trigger is asked to stop (the batch stays uncheckpointed)."""
-
-
-@dataclass
-class _Record:
-    """A stream record read from a shard: the Lambda-shaped event plus what the trigger needs."""
-
-    event: dict[str, Any]
-    sequence_number: str
-    arrival: float  # epoch seconds (see stream_events.approximate_arrival)
-    passes: bool  # the mapping's filters let it through
-
-
-@dataclass
-class _Segment:
-    """Part of a batch being delivered (bisecting splits a segment in two)."""
-
-    records: list[_Record]
-    retries: int = 0
-    invocations: int = 0
-
-
-@dataclass
-class _Outcome:
-    result: str
-    failed_index: int | None = None  # PARTIAL: index of the lowest failed record
-    error: str | None = None
-    function_error: str | None = None  # "Unhandled" when the function raised
-    request_id: str = ""
-
-
-@dataclass
-class _Shard:
-    shard_id: str
-    parent_id: str | None
-    checkpoint: str | None  # last sequence number done with
-    start: str  # "AFTER" (checkpoint) | "TRIM_HORIZON" | "LATEST", for the first iterator
-    done: bool = False  # closed and every record done
-    iterator: str | None = None
-    last_read: str | None = None  # last sequence number put in the buffer
-    end_reached: bool = False
-    buffer: deque[_Record] = field(default_factory=deque)
-    next_poll_at: float = 0.0  # monotonic
-    window_started: float | None = None  # monotonic time the buffer got its first record
-
-
-def _iso(epoch: float, milliseconds: bool = False) -> str:
-    moment = datetime.fromtimestamp(epoch, UTC)
-    if milliseconds:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _now_ms() -> int:
@@ -170,22 +130,26 @@ class Trigger:
         self._stop = threading.Event()
         self._stream_arn: str | None = None
         self._key_names: frozenset[str] | None = None  # the table's primary key attributes
-        self._shards: dict[str, _Shard] = {}
+        self._shards: dict[str, Shard] = {}
         self._next_discovery = 0.0
         self._last_state_write = 0.0
-        self._backoff = BACKOFF_FIRST_SECONDS
+        self._lock = threading.RLock()  # stats, the state file and checkpoints, shared with lane workers
+        self._lanes: LaneDelivery | None = None
+        self._wake = threading.Event()  # never set with factor 1
+        if self.esm.parallelization_factor > 1:
+            factor, size = self.esm.parallelization_factor, self.esm.batch_size
+            self._lanes = LaneDelivery(factor, size, self._process, self._advance)
+            self._wake = self._lanes.wake
         self._stats = TriggerState(
             pid=os.getpid(),
             started_at=_now_ms(),
             heartbeat_at=_now_ms(),
             mode=TriggerMode.ENABLED if self.esm.enabled else TriggerMode.STOPPED,
+            parallelization_factor=self.esm.parallelization_factor,
+            batch_size=self.esm.batch_size,
+            processor_concurrency=processor_concurrency(self.esm),
         )
         self._per_minute: dict[int, dict[str, int]] = {}
-        if self.esm.parallelization_factor > 1:
-            log.warning(
-                "ParallelizationFactor %d: the local trigger processes each shard with factor 1",
-                self.esm.parallelization_factor,
-            )
 
     # ----------------------------------------------------------------------------------- public API
     @property
@@ -209,9 +173,11 @@ class Trigger:
         """Poll until ``stop`` is set; a batch in flight when it is set is not checkpointed."""
         self._stop = stop
         log.info(
-            "trigger for table %s: batch size %d, window %ss, retries %d, record age %ds, filters %d",
+            "trigger for table %s: batch size %d, parallelization %d, window %ss, retries %d, "
+            "record age %ds, filters %d",
             self.settings.table,
             self.esm.batch_size,
+            self.esm.parallelization_factor,
             self.esm.maximum_batching_window_seconds,
             self.esm.maximum_retry_attempts,
             self.esm.maximum_record_age_seconds,
@@ -235,14 +201,19 @@ class Trigger:
                     stop.wait(1.0)
                     continue
                 self._write_state()
-                stop.wait(self._idle_seconds())
+                # With lanes, a batch ending wakes the loop to start its lane's next batch.
+                (self._wake if self._lanes is not None else stop).wait(self._idle_seconds())
+                self._wake.clear()
         finally:
             self._stats.mode = TriggerMode.STOPPED
             self._write_state(force=True)
             self.close()
 
     def close(self) -> None:
-        """Give the process environment back (the runtime set the function's variables)."""
+        """Wait for batches in flight (a stop ends their retries), and give the process environment back
+        (the runtime set the function's variables)."""
+        if self._lanes is not None:
+            self._lanes.close()
         if self._runtime is not None:
             self._runtime.close()
 
@@ -277,9 +248,12 @@ class Trigger:
             if shard_id in self._shards:
                 continue
             self._shards[shard_id] = self._new_shard(stream_arn, shard, first_start)
+            if self._lanes is not None:
+                self._shards[shard_id].lanes = self._lanes.new_lanes()
         for shard_id in [s for s in self._shards if s not in listed]:
             del self._shards[shard_id]  # trimmed from the stream (older than 24 hours)
-        self._checkpoints.forget_shards(stream_arn, keep=listed)
+        with self._lock:  # lane workers save checkpoints meanwhile
+            self._checkpoints.forget_shards(stream_arn, keep=listed)
         self._stats.shards = len(self._shards)
 
     def _describe_shards(self, stream_arn: str) -> list[dict[str, Any]]:
@@ -293,24 +267,25 @@ class Trigger:
                 return shards
             kwargs["ExclusiveStartShardId"] = last
 
-    def _new_shard(self, stream_arn: str, described: dict[str, Any], first_start: bool) -> _Shard:
+    def _new_shard(self, stream_arn: str, described: dict[str, Any], first_start: bool) -> Shard:
         shard_id = described["ShardId"]
         parent = described.get("ParentShardId")
         saved = self._checkpoints.get(stream_arn, shard_id)
         if saved is not None:
             start = "AFTER" if saved.sequence_number else "TRIM_HORIZON"
-            return _Shard(shard_id, parent, saved.sequence_number, start, done=saved.closed)
+            return Shard(shard_id, parent, saved.sequence_number, start, done=saved.closed)
         closed = "EndingSequenceNumber" in (described.get("SequenceNumberRange") or {})
         if first_start and self.esm.starting_position == "LATEST":
             # LATEST applies once, when the mapping starts: closed shards hold only older records.
             if closed:
-                self._checkpoints.save(stream_arn, shard_id, ShardCheckpoint(None, closed=True))
-                return _Shard(shard_id, parent, None, "LATEST", done=True)
-            return _Shard(shard_id, parent, None, "LATEST")
+                with self._lock:
+                    self._checkpoints.save(stream_arn, shard_id, ShardCheckpoint(None, closed=True))
+                return Shard(shard_id, parent, None, "LATEST", done=True)
+            return Shard(shard_id, parent, None, "LATEST")
         # Shards that appear later (children, new stream) are read from their beginning, as on AWS.
-        return _Shard(shard_id, parent, None, "TRIM_HORIZON")
+        return Shard(shard_id, parent, None, "TRIM_HORIZON")
 
-    def _ready(self, shard: _Shard) -> bool:
+    def _ready(self, shard: Shard) -> bool:
         """A shard may be read once its parent (if the stream still lists it) is closed and done."""
         if shard.done:
             return False
@@ -318,7 +293,7 @@ class Trigger:
         return parent is None or parent.done
 
     # -------------------------------------------------------------------------------------- reading
-    def _iterator(self, shard: _Shard) -> str:
+    def _iterator(self, shard: Shard) -> str:
         assert self._stream_arn is not None
         kwargs: dict[str, Any] = {"StreamArn": self._stream_arn, "ShardId": shard.shard_id}
         position = shard.last_read or shard.checkpoint
@@ -328,7 +303,7 @@ class Trigger:
             kwargs["ShardIteratorType"] = "LATEST" if shard.start == "LATEST" else "TRIM_HORIZON"
         return str(self._streams.get_shard_iterator(**kwargs)["ShardIterator"])
 
-    def _read(self, shard: _Shard) -> int:
+    def _read(self, shard: Shard) -> int:
         """One GetRecords call into the shard's buffer; returns how many records it brought."""
         if shard.end_reached:
             return 0
@@ -363,7 +338,9 @@ class Trigger:
                 raw, self._stream_arn, region=self.settings.region, key_names=self._key_names
             )
             sequence = str(raw["dynamodb"]["SequenceNumber"])
-            record = _Record(event, sequence, approximate_arrival(raw, read_at), self._filter.passes(event))
+            record = StreamRecord(
+                event, sequence, approximate_arrival(raw, read_at), self._filter.passes(event)
+            )
             if not shard.buffer:
                 shard.window_started = time.monotonic()
             shard.buffer.append(record)
@@ -395,20 +372,21 @@ class Trigger:
                 if flush:
                     while self._read(shard):
                         delivered += self._deliver(shard, flush=True)
-                elif now >= shard.next_poll_at:
+                elif now >= shard.next_poll_at and self._wants_records(shard):
                     got = self._read(shard)
                     # Drain a backlog without pausing; idle shards are polled four times a second.
                     shard.next_poll_at = now if got else now + IDLE_POLL_SECONDS
                 delivered += self._deliver(shard, flush=flush)
-                if shard.end_reached and not shard.buffer:
+                if shard.end_reached and not shard.buffer and (shard.lanes is None or shard.lanes.all_done()):
                     self._close_shard(shard)
                     progress = True
         return delivered
 
-    def _close_shard(self, shard: _Shard) -> None:
+    def _close_shard(self, shard: Shard) -> None:
         assert self._stream_arn is not None
         shard.done = True
-        self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(shard.checkpoint, True))
+        with self._lock:
+            self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(shard.checkpoint, True))
         log.info("shard %s closed and done", shard.shard_id)
 
     def _idle_seconds(self) -> float:
@@ -419,7 +397,8 @@ class Trigger:
         for shard in self._shards.values():
             if not self._ready(shard):
                 continue
-            wake = min(wake, shard.next_poll_at)
+            if self._wants_records(shard):
+                wake = min(wake, shard.next_poll_at)
             if shard.buffer and shard.window_started is not None:
                 wake = min(wake, shard.window_started + window)
         return max(0.0, wake - now)
@@ -427,20 +406,28 @@ class Trigger:
     def _reset(self, error: str) -> None:
         log.warning("trigger error, resuming from the checkpoints: %s", error)
         self._stats.last_error = error
+        if self._lanes is not None:
+            self._lanes.abandon()  # their records are re-read from the checkpoint (never past them)
         self._stream_arn = None
         self._shards = {}
 
     # ------------------------------------------------------------------------------------- delivery
-    def _deliver(self, shard: _Shard, flush: bool) -> int:
-        """Deliver the batches the shard's buffer holds (a part batch only once its window is over)."""
-        delivered = 0
+    def _batch_due(self, shard: Shard, flush: bool) -> bool:
+        """The buffer may be delivered: a batch is full, the batching window is over, or flushing."""
         window = self.esm.maximum_batching_window_seconds
+        passing = sum(1 for r in shard.buffer if r.passes)
+        window_over = shard.window_started is None or time.monotonic() >= shard.window_started + window
+        return not passing or flush or window <= 0 or passing >= self.esm.batch_size or window_over
+
+    def _deliver(self, shard: Shard, flush: bool) -> int:
+        """Deliver the batches the shard's buffer holds (a part batch only once its window is over)."""
+        if shard.lanes is not None:
+            return self._deliver_to_lanes(shard, shard.lanes, flush)
+        delivered = 0
         while shard.buffer:
-            passing = sum(1 for r in shard.buffer if r.passes)
-            window_over = shard.window_started is None or time.monotonic() >= shard.window_started + window
-            if passing and not (flush or window <= 0 or passing >= self.esm.batch_size or window_over):
+            if not self._batch_due(shard, flush):
                 break  # wait for the batch to fill
-            batch: list[_Record] = []
+            batch: list[StreamRecord] = []
             last_taken = shard.buffer[0]
             filtered = 0
             while shard.buffer and len(batch) < self.esm.batch_size:
@@ -461,21 +448,53 @@ class Trigger:
             self._save_checkpoint(shard, last_taken.sequence_number)
         return delivered
 
-    def _save_checkpoint(self, shard: _Shard, sequence_number: str) -> None:
+    # ------------------------------------------------------------------- concurrent batches (lanes)
+    def _wants_records(self, shard: Shard) -> bool:
+        if shard.lanes is None or self._lanes is None:
+            return True
+        return shard.lanes.queued + len(shard.buffer) < self._lanes.read_limit(GET_RECORDS_LIMIT)
+
+    def _deliver_to_lanes(self, shard: Shard, lanes: ShardLanes[StreamRecord], flush: bool) -> int:
+        """Hand the buffer to the lanes once due, start a batch on every idle lane, collect the batches
+        that ended (``flush``: until none is in flight)."""
+        assert self._lanes is not None
+        if shard.buffer and self._batch_due(shard, flush):
+            records = list(shard.buffer)
+            shard.buffer.clear()
+            shard.window_started = None
+            with self._lock:
+                self._stats.filtered_out += sum(1 for r in records if not r.passes)
+            self._lanes.hand_over(shard, lanes, records)
+        self._lanes.start(shard, lanes)
+        return self._lanes.collect(flush)
+
+    def _records_done(self, shard: Shard, records: list[StreamRecord]) -> None:
+        """Records delivered or given up on: checkpoint past them (with lanes, as far as the watermark)."""
+        if shard.lanes is None or self._lanes is None:
+            self._save_checkpoint(shard, records[-1].sequence_number)
+        else:
+            self._lanes.records_done(shard, shard.lanes, records)
+
+    def _advance(self, shard: Shard, watermark: str) -> None:
+        with self._lock:  # the compare-and-save of the shard's checkpoint, one worker at a time
+            self._save_checkpoint(shard, watermark)
+
+    def _save_checkpoint(self, shard: Shard, sequence_number: str) -> None:
         assert self._stream_arn is not None
         if shard.checkpoint is not None and int(sequence_number) <= int(shard.checkpoint):
             return
         shard.checkpoint = sequence_number
-        self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, False))
+        with self._lock:  # lane workers of other shards save too
+            self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, False))
 
-    def _process(self, shard: _Shard, batch: list[_Record]) -> int:
+    def _process(self, shard: Shard, batch: list[StreamRecord]) -> int:
         """Deliver one batch until every record is done (delivered, or given up); returns invocations'
         record count."""
         delivered = 0
-        segments: deque[_Segment] = deque([_Segment(batch)])
+        segments: deque[Segment] = deque([Segment(batch)])
         while segments:
             segment = segments.popleft()
-            last: _Outcome | None = None
+            last: Outcome | None = None
             while True:
                 if self._stop.is_set():
                     raise _Stopped
@@ -486,23 +505,25 @@ class Trigger:
                 segment.invocations += 1
                 delivered += len(segment.records)
                 if last.result == RESULT_OK:
-                    self._save_checkpoint(shard, segment.records[-1].sequence_number)
-                    self._backoff = BACKOFF_FIRST_SECONDS
+                    self._records_done(shard, segment.records)
                     break
                 if last.result == RESULT_PARTIAL:
                     assert last.failed_index is not None
                     if last.failed_index > 0:
-                        done = segment.records[last.failed_index - 1]
-                        self._save_checkpoint(shard, done.sequence_number)
-                    segment = _Segment(
-                        segment.records[last.failed_index :], segment.retries, segment.invocations
+                        self._records_done(shard, segment.records[: last.failed_index])
+                    segment = Segment(
+                        segment.records[last.failed_index :],
+                        segment.retries,
+                        segment.invocations,
+                        segment.backoff,
                     )
                 elif self.esm.bisect_batch_on_function_error and len(segment.records) > 1:
                     # Splitting is not a retry: both halves keep the segment's retry count.
                     middle = len(segment.records) // 2
                     halves = (segment.records[:middle], segment.records[middle:])
                     segments.extendleft(
-                        _Segment(h, segment.retries, segment.invocations) for h in reversed(halves)
+                        Segment(h, segment.retries, segment.invocations, segment.backoff)
+                        for h in reversed(halves)
                     )
                     log.info("shard %s: bisecting a batch of %d", shard.shard_id, len(segment.records))
                     break
@@ -510,20 +531,20 @@ class Trigger:
                     self._give_up(shard, segment, RETRIES_EXHAUSTED, last)
                     break
                 segment.retries += 1
-                self._sleep_backoff()
+                self._sleep_backoff(segment)
         return delivered
 
-    def _too_old(self, segment: _Segment) -> bool:
+    def _too_old(self, segment: Segment) -> bool:
         limit = self.esm.maximum_record_age_seconds
         oldest = min(r.arrival for r in segment.records)
         return limit >= 0 and time.time() - oldest > limit
 
-    def _sleep_backoff(self) -> None:
-        delay, self._backoff = self._backoff, min(self._backoff * 2, BACKOFF_MAX_SECONDS)
+    def _sleep_backoff(self, segment: Segment) -> None:
+        delay, segment.backoff = segment.backoff, min(segment.backoff * 2, BACKOFF_MAX_SECONDS)
         if self._stop.wait(delay):
             raise _Stopped
 
-    def _invoke(self, shard: _Shard, records: list[_Record]) -> _Outcome:
+    def _invoke(self, shard: Shard, records: list[StreamRecord]) -> Outcome:
         """One synchronous invocation with ``records``, and how Lambda reads its outcome."""
         # A fresh copy each time: the function may change the event, Lambda sends new JSON per call.
         event = {"Records": [copy.deepcopy(r.event) for r in records]}
@@ -533,7 +554,7 @@ class Trigger:
             response = self._invoke_function(event, context)
             json.dumps(response)  # Lambda serialises the result; what cannot be is a function error
         except Exception as error:  # the function's failure, never the trigger's
-            outcome = _Outcome(
+            outcome = Outcome(
                 RESULT_FUNCTION_ERROR,
                 error=f"{type(error).__name__}: {error}",
                 function_error="Unhandled",
@@ -547,62 +568,32 @@ class Trigger:
                 traceback.format_exc(limit=8),
             )
         else:
-            outcome = self._read_response(response, records)
+            sequences = [r.sequence_number for r in records]
+            outcome = read_response(response, sequences, self.esm.report_batch_item_failures)
             outcome.request_id = context.aws_request_id
         self._record_batch(shard, records, outcome, time.monotonic() - started)
         return outcome
 
-    def _read_response(self, response: Any, records: list[_Record]) -> _Outcome:
-        if not self.esm.report_batch_item_failures or response is None:
-            return _Outcome(RESULT_OK)
-        if not isinstance(response, dict):
-            return _Outcome(RESULT_FUNCTION_ERROR, error=f"invalid batch response {response!r:.200}")
-        failures = response.get("batchItemFailures")
-        if failures is None or failures == []:
-            return _Outcome(RESULT_OK)
-        index = {r.sequence_number: i for i, r in enumerate(records)}
-        if not isinstance(failures, list):
-            return _Outcome(RESULT_FUNCTION_ERROR, error="batchItemFailures is not a list")
-        lowest: int | None = None
-        for failure in failures:
-            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-            if not identifier or identifier not in index:
-                # Lambda: an empty, null or unknown identifier fails the whole batch.
-                return _Outcome(RESULT_FUNCTION_ERROR, error=f"invalid batch item failure {failure!r:.200}")
-            lowest = index[identifier] if lowest is None else min(lowest, index[identifier])
-        return _Outcome(RESULT_PARTIAL, failed_index=lowest, error=f"{len(failures)} item failure(s)")
-
     # ------------------------------------------------------------------------------ failure handling
-    def _give_up(self, shard: _Shard, segment: _Segment, condition: str, last: _Outcome | None) -> None:
+    def _give_up(self, shard: Shard, segment: Segment, condition: str, last: Outcome | None) -> None:
         """Send the segment's description to the on-failure destination and checkpoint past it."""
         assert self._stream_arn is not None
         first, final = segment.records[0], segment.records[-1]
-        message = {
-            "requestContext": {
-                "requestId": last.request_id if last else str(uuid.uuid4()),
-                "functionArn": self.function_arn,
-                "condition": condition,
-                "approximateInvokeCount": segment.invocations,
-            },
-            "responseContext": {
-                "statusCode": 200 if last else None,
-                "executedVersion": "$LATEST" if last else None,
-                "functionError": last.function_error if last else None,
-            },
-            "version": "1.0",
-            "timestamp": _iso(time.time(), milliseconds=True),
-            "DDBStreamBatchInfo": {
-                "shardId": shard.shard_id,
-                "startSequenceNumber": first.sequence_number,
-                "endSequenceNumber": final.sequence_number,
-                "approximateArrivalOfFirstRecord": _iso(self._created(first)),
-                "approximateArrivalOfLastRecord": _iso(self._created(final)),
-                "batchSize": len(segment.records),
-                "streamArn": self._stream_arn,
-            },
-        }
-        append_line_durably(self.settings.failure_destination_path, json.dumps(message))
-        self._stats.records_sent_to_failure_destination += len(segment.records)
+        given_up = GivenUp(
+            condition=condition,
+            invocations=segment.invocations,
+            shard_id=shard.shard_id,
+            stream_arn=self._stream_arn,
+            first_sequence=first.sequence_number,
+            last_sequence=final.sequence_number,
+            first_created=self._created(first),
+            last_created=self._created(final),
+            size=len(segment.records),
+        )
+        message = failure_message(given_up, last, self.function_arn, time.time())
+        with self._lock:
+            append_line_durably(self.settings.failure_destination_path, json.dumps(message))
+            self._stats.records_sent_to_failure_destination += len(segment.records)
         log.error(
             "shard %s: gave up on %d record(s) %s..%s (%s after %d invocation(s)); see %s",
             shard.shard_id,
@@ -613,16 +604,24 @@ class Trigger:
             segment.invocations,
             self.settings.failure_destination_path,
         )
-        self._save_checkpoint(shard, final.sequence_number)
-        self._backoff = BACKOFF_FIRST_SECONDS
+        self._records_done(shard, segment.records)
 
     @staticmethod
-    def _created(record: _Record) -> int:
+    def _created(record: StreamRecord) -> int:
         raw = record.event["dynamodb"].get("ApproximateCreationDateTime")
         return epoch_seconds(raw) if raw is not None else int(record.arrival)
 
     # ----------------------------------------------------------------------------- state and stats
-    def _record_batch(self, shard: _Shard, records: list[_Record], outcome: _Outcome, seconds: float) -> None:
+    def _record_batch(
+        self, shard: Shard, records: list[StreamRecord], outcome: Outcome, seconds: float
+    ) -> None:
+        with self._lock:  # lane workers report batches concurrently
+            self._count_batch(shard, records, outcome, seconds)
+            self._write_state(force=True)
+
+    def _count_batch(
+        self, shard: Shard, records: list[StreamRecord], outcome: Outcome, seconds: float
+    ) -> None:
         now = time.time()
         iterator_age_ms = max(0, int((now - records[-1].arrival) * 1000))
         stats = self._stats
@@ -652,20 +651,36 @@ class Trigger:
             int(seconds * 1000),
             f" error={outcome.error}" if outcome.error else "",
         )
-        self._write_state(force=True)
 
     def state(self) -> dict[str, Any]:
         """The state document the dashboard reads (:class:`backend.trigger_state.TriggerState`)."""
-        per_minute = [MinuteCounts(minute, **counts) for minute, counts in sorted(self._per_minute.items())]
-        return replace(self._stats, heartbeat_at=_now_ms(), per_minute=per_minute).to_json()
+        with self._lock:
+            per_minute = [
+                MinuteCounts(minute, **counts) for minute, counts in sorted(self._per_minute.items())
+            ]
+            progress = [shard_progress(shard) for shard in list(self._shards.values())]
+            return replace(
+                self._stats,
+                heartbeat_at=_now_ms(),
+                per_minute=per_minute,
+                in_flight_batches=sum(p.in_flight_batches for p in progress),
+                shard_progress=progress,
+            ).to_json()
 
     def _write_state(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_state_write < HEARTBEAT_SECONDS:
-            return
-        self._last_state_write = now
-        # Not fsynced: it is a view for the dashboard, rewritten every second.
-        atomic_write_json(self.settings.trigger_state_path, self.state(), durable=False)
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_state_write < HEARTBEAT_SECONDS:
+                return
+            self._last_state_write = now
+            # Not fsynced: it is a view for the dashboard, rewritten every second.
+            atomic_write_json(self.settings.trigger_state_path, self.state(), durable=False)
+
+
+def processor_concurrency(esm: EsmConfig) -> int | None:
+    """Records one invocation processes at once (the function's CONCURRENCY variable), if set."""
+    raw = esm.function.environment.get("CONCURRENCY", "")
+    return int(raw) if raw.strip().isdigit() else None
 
 
 def run_trigger(settings: Settings, template: Template, stop: threading.Event) -> None:

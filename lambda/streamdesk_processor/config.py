@@ -10,12 +10,15 @@ from streamdesk_processor.errors import ConfigError
 TABLE_NAME = "TABLE_NAME"
 RETENTION_DAYS = "RETENTION_DAYS"
 MAX_RETRIES = "MAX_RETRIES"
+CONCURRENCY = "CONCURRENCY"  # records of different requests processed at once within a batch
 # boto3 reads these by itself; they are listed so that a change of endpoint rebuilds the client.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 # Used only when the variable is unset (the template always sets both).
 DEFAULT_RETENTION_DAYS = 7
 DEFAULT_MAX_RETRIES = 3
+DEFAULT_CONCURRENCY = 16
+MAX_CONCURRENCY = 100
 
 # The event source mapping's own "retry until the record expires" value.
 UNLIMITED_RETRIES = -1
@@ -28,6 +31,7 @@ class ProcessorConfig:
     table_name: str
     retention_days: int = DEFAULT_RETENTION_DAYS
     max_retries: int = DEFAULT_MAX_RETRIES
+    concurrency: int = DEFAULT_CONCURRENCY
 
     def __post_init__(self) -> None:
         if not 3 <= len(self.table_name) <= 255:
@@ -36,6 +40,8 @@ class ProcessorConfig:
             raise ConfigError(f"{RETENTION_DAYS} must be at least 1, got {self.retention_days}")
         if self.max_retries < UNLIMITED_RETRIES:
             raise ConfigError(f"{MAX_RETRIES} must be -1 (unlimited) or more, got {self.max_retries}")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(f"{CONCURRENCY} must be 1 to {MAX_CONCURRENCY}, got {self.concurrency}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ProcessorConfig:
@@ -46,6 +52,7 @@ class ProcessorConfig:
             table_name=table,
             retention_days=_int(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
             max_retries=_int(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES),
+            concurrency=_int(environ, CONCURRENCY, DEFAULT_CONCURRENCY),
         )
 
     @property
@@ -69,5 +76,5 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def environment_key(environ: Mapping[str, str]) -> tuple[str | None, ...]:
     """The raw values the processor is built from: when they change, the processor is rebuilt."""
-    names = (TABLE_NAME, RETENTION_DAYS, MAX_RETRIES, *ENDPOINT_VARIABLES)
+    names = (TABLE_NAME, RETENTION_DAYS, MAX_RETRIES, CONCURRENCY, *ENDPOINT_VARIABLES)
     return tuple(environ.get(name) for name in names)

@@ -17,19 +17,29 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Standard retries absorb throttling; the timeouts keep a dead endpoint from eating the function's time.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+
+def _client_config(connections: int) -> Config:
+    """Standard retries absorb throttling; the timeouts keep a dead endpoint from eating the function's
+    time; a connection per record processed at once (botocore's default pool of 10 would open and drop a
+    connection for every call above it)."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        connect_timeout=3,
+        read_timeout=10,
+        max_pool_connections=max(10, connections),
+    )
+
 
 _lock = threading.Lock()
 _cached: tuple[tuple[str | None, ...], StreamProcessor] | None = None
 
 
-def dynamodb_client() -> DynamoDBClient:
+def dynamodb_client(connections: int = 10) -> DynamoDBClient:
     """The default client: region, credentials and endpoint (AWS_ENDPOINT_URL_DYNAMODB) from the env."""
     # Lambda sets AWS_REGION and AWS_DEFAULT_REGION; botocore reads only the latter, so a runner that sets
     # just AWS_REGION (as Lambda documents it) still works.
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-    return boto3.client("dynamodb", region_name=region, config=_CLIENT_CONFIG)
+    return boto3.client("dynamodb", region_name=region, config=_client_config(connections))
 
 
 def get_processor() -> StreamProcessor:
@@ -40,7 +50,7 @@ def get_processor() -> StreamProcessor:
     with _lock:
         if _cached is None or _cached[0] != key:
             config = ProcessorConfig.from_env(os.environ)
-            _cached = (key, StreamProcessor(config, dynamodb_client()))
+            _cached = (key, StreamProcessor(config, dynamodb_client(config.concurrency)))
             logger.debug("processor built", extra={"table": config.table_name})
         return _cached[1]
 

@@ -7,13 +7,14 @@ import json
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from streamdesk_processor import item
+from streamdesk_processor.batch import run_batch
 from streamdesk_processor.bounds import bounded_summary, head, tail
 from streamdesk_processor.config import ProcessorConfig
 from streamdesk_processor.errors import BusinessError, InvalidRequestError, StreamdeskError, TransientError
@@ -73,12 +74,12 @@ class StreamProcessor:
         self._steps = tuple(steps)
         self._clock = clock
         self._sleep = sleep
-        # A batch whose every record failed is reported record by record, not raised: raising is a
-        # function error, which Lambda answers by bisecting the batch at once (no backoff, and bisected
-        # invocations are not counted as retries), so a short outage would burn every request's attempts
-        # in milliseconds. Reported, the records are retried with the mapping's backoff and retry limit.
-        self._batch = BatchProcessor(
-            event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False
+        # Requests wait mostly on their DynamoDB writes: running different requests of a batch at once
+        # keeps one slow request from holding up the rest (config.concurrency bounds it).
+        self._pool = (
+            ThreadPoolExecutor(config.concurrency, thread_name_prefix="record")
+            if config.concurrency > 1
+            else None
         )
 
     def handle(
@@ -86,11 +87,17 @@ class StreamProcessor:
     ) -> PartialItemFailureResponse:
         """The Lambda response: ``{"batchItemFailures": [{"itemIdentifier": <SequenceNumber>}, ...]}``.
 
-        Every failed record is listed, even when all of them failed (see ``__init__``).
+        Every record not durably done is listed (streamdesk_processor.batch), even when all of them
+        failed: raising instead would be a function error, which Lambda answers by bisecting the batch at
+        once (no backoff, and bisected invocations are not counted as retries), so a short outage would
+        burn every request's attempts in milliseconds. Reported, the records are retried with the
+        mapping's backoff and retry limit.
         """
-        return process_partial_response(
-            event=event, record_handler=self.process_record, processor=self._batch, context=context
-        )
+        records = event.get("Records") if isinstance(event, dict) else None
+        if not isinstance(records, list):
+            raise ValueError("Invalid event format: a DynamoDB stream event has a list of Records")
+        response = run_batch(records, lambda raw: self.process_record(DynamoDBRecord(dict(raw))), self._pool)
+        return response  # type: ignore[return-value]
 
     # ---------------------------------------------------------------------------------- one record
     def process_record(self, record: DynamoDBRecord) -> Outcome:
@@ -129,7 +136,8 @@ class StreamProcessor:
             else:
                 outputs.update(done.output)
 
-        for number, step in pending:
+        last_step: tuple[str, StepRecord] | None = None
+        for index, (number, step) in enumerate(pending):
             ctx = StepContext(
                 request_id=work.request_id,
                 request=request,
@@ -150,20 +158,27 @@ class StreamProcessor:
                 return self._finish_failed(work, error, step.name, log_keys)
             except Exception as error:  # TransientError, or a bug in the step: retried while retries remain
                 return self._retry_or_fail(work, claimed, error, step.name, log_keys)
+            record = StepRecord(at=self._now_ms(), attempt=claimed.attempts, output=output)
+            outputs.update(output)
+            if index == len(pending) - 1:
+                # The last step is recorded by the same write that finishes the request: one write less,
+                # and resume is not weakened (nothing can fail between the two).
+                last_step = (step.name, record)
+                break
             # Outside the business logic's error handling on purpose: if this write fails (DynamoDB
             # unreachable) the exception fails the record, and the item stays PROCESSING under this
             # record's claim, which its redelivery takes over.
-            self._records.record_step(
-                work.request_id,
-                work.token,
-                step.name,
-                StepRecord(at=self._now_ms(), attempt=claimed.attempts, output=output),
-            )
-            outputs.update(output)
+            self._records.record_step(work.request_id, work.token, step.name, record)
 
         ttl = int(self._clock()) + self.config.retention_seconds
         self._records.succeed(
-            work.request_id, work.token, bounded_summary(outputs), work.shard, self._now_ms(), ttl
+            work.request_id,
+            work.token,
+            bounded_summary(outputs),
+            work.shard,
+            self._now_ms(),
+            ttl,
+            last_step=last_step,
         )
         logger.info("request succeeded", extra=log_keys)
         return Outcome.SUCCEEDED

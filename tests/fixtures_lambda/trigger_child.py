@@ -1,7 +1,8 @@
 """Runs the trigger twin in a process of its own (the crash test kills it with SIGKILL).
 
 Usage: ``python trigger_child.py <config.json>`` where the config names the DynamoDB Local port, the
-table, the data dir, the batch size and the fixture handler's environment.
+table, the data dir, the batch size, the parallelization factor (default 1) and the fixture handler's
+environment, or ``real_processor`` for the template's function.
 """
 
 from __future__ import annotations
@@ -33,13 +34,21 @@ def main() -> None:
     )
     template = Template.load(local=LocalValues(refs={"RequestsTable": config["table"]}))
     esm = load_esm_config(local_template(settings, template))
-    function = replace(
-        esm.function,
-        code_dir=HERE,
-        handler="trigger_fixture_handlers.handler",
-        environment={**esm.function.environment, **config["environment"]},
+    function = esm.function  # "real_processor": the template's function, the real processor
+    if not config.get("real_processor"):
+        function = replace(
+            esm.function,
+            code_dir=HERE,
+            handler="trigger_fixture_handlers.handler",
+            environment={**esm.function.environment, **config["environment"]},
+        )
+    esm = replace(
+        esm,
+        function=function,
+        batch_size=config["batch_size"],
+        parallelization_factor=config.get("parallelization_factor", 1),
+        filter_patterns=(),
     )
-    esm = replace(esm, function=function, batch_size=config["batch_size"], filter_patterns=())
     Trigger(settings, template, esm=esm).run(threading.Event())
 
 

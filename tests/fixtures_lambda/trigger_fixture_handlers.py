@@ -12,12 +12,15 @@ its item's ``mode`` attribute (NewImage, else OldImage):
   if TABLE_NAME, the endpoint, the region and the credentials were set as the function's environment.
 
 ``FIXTURE_DELAY_SECONDS`` makes every invocation take that long (the crash test kills mid-stream).
+``FIXTURE_BARRIER_PARTIES``: the first that many invocations wait for each other (5 s at most, then the
+invocation raises): they all return only if they were in flight at the same time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -25,6 +28,9 @@ from typing import Any
 import boto3
 
 SEEN: Counter[str] = Counter()  # eventID -> deliveries seen by this process
+_BARRIERS: dict[str, threading.Barrier] = {}  # record path -> the barrier of that test
+_BARRIER_ENTRIES: Counter[str] = Counter()
+_BARRIER_LOCK = threading.Lock()
 _ENV_NAMES = (
     "TABLE_NAME",
     "MAX_RETRIES",
@@ -37,6 +43,19 @@ _ENV_NAMES = (
     "LAMBDA_TASK_ROOT",
     "_HANDLER",
 )
+
+
+def _meet_concurrent_invocations() -> None:
+    parties = int(os.environ.get("FIXTURE_BARRIER_PARTIES", "0"))
+    key = os.environ.get("FIXTURE_RECORD_PATH", "")
+    if not parties:
+        return
+    with _BARRIER_LOCK:
+        barrier = _BARRIERS.setdefault(key, threading.Barrier(parties, timeout=5))
+        _BARRIER_ENTRIES[key] += 1
+        if _BARRIER_ENTRIES[key] > parties:
+            return
+    barrier.wait()  # BrokenBarrierError: fewer invocations than that were in flight together
 
 
 def _mode(record: dict[str, Any]) -> str:
@@ -76,6 +95,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     for record in records:
         SEEN[record["eventID"]] += 1
 
+    _meet_concurrent_invocations()
     delay = float(os.environ.get("FIXTURE_DELAY_SECONDS", "0"))
     if delay:
         time.sleep(delay)

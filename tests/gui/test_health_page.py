@@ -37,6 +37,7 @@ def test_trigger_state_a_resolved_failed_batch_and_the_table(
         load_esm_config(local_template(app_env, template)),
         maximum_retry_attempts=0,
         bisect_batch_on_function_error=False,
+        parallelization_factor=1,  # one lane: the three requests are one batch
     )
     with Trigger(app_env, template, invoke=always_raises, esm=esm) as trigger:
         trigger.poll_once()  # the function raises; with no retries the batch goes to the destination

@@ -203,7 +203,14 @@ def test_a_batch_the_trigger_gave_up_on_is_resolved_to_its_requests(
     ddb: Any, settings: Settings, template: Template
 ) -> None:
     ids = [put_pending_item(ddb, settings.table, {"order": n}) for n in range(3)]
-    esm = _esm(settings, template, maximum_retry_attempts=0, bisect_batch_on_function_error=False)
+    # One lane, so that the three requests are one batch (with more, their keys may spread over lanes).
+    esm = _esm(
+        settings,
+        template,
+        maximum_retry_attempts=0,
+        bisect_batch_on_function_error=False,
+        parallelization_factor=1,
+    )
     with Trigger(settings, template, invoke=always_raises, esm=esm) as trigger:
         trigger.poll_once()
 

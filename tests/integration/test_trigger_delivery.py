@@ -32,7 +32,12 @@ FIXTURE_HANDLER = "trigger_fixture_handlers.handler"
 
 # ------------------------------------------------------------------------------------------- helpers
 def fixture_esm(template: Template, settings: Settings, record_path: Path, **changes: Any) -> EsmConfig:
-    """The template's mapping, calling the fixture handler, with ``changes`` applied."""
+    """The template's mapping, calling the fixture handler, with ``changes`` applied.
+
+    ParallelizationFactor is 1 unless ``changes`` say otherwise: these tests assert the batches of one
+    lane, whole-shard order (tests/integration/test_trigger_parallel.py covers concurrent batches).
+    """
+    changes = {"parallelization_factor": 1, **changes}
     esm = load_esm_config(local_template(settings, template))
     function = replace(
         esm.function,

@@ -19,7 +19,7 @@ def test_mapping_from_the_template() -> None:
     assert esm.maximum_retry_attempts == 3
     assert esm.maximum_record_age_seconds == 3600
     assert esm.bisect_batch_on_function_error is True
-    assert esm.parallelization_factor == 1
+    assert esm.parallelization_factor == 4  # StreamParallelizationFactor's default
     assert esm.report_batch_item_failures
     assert len(esm.filter_patterns) == 2 and all('"eventName"' in p for p in esm.filter_patterns)
     assert esm.on_failure_destination is not None and "FailureQueue" in esm.on_failure_destination

@@ -1,0 +1,346 @@
+"""Benchmark: ingest and drain throughput of the local stack, each against a ceiling measured in the same run.
+
+    python scripts/bench_throughput.py [--backlog 600] [--seconds 4]
+
+Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (its own process, as
+``make up`` runs it), then reports:
+
+- ingest: ``PUT /requests`` through the API twin against raw ``PutItem`` calls of the same item, both at 8
+  and at 32 concurrent clients (threads in this process), in requests a second, and their ratio;
+- engine ceiling: raw ``UpdateItem`` calls a second at the processor's concurrency;
+- writes per request: DynamoDB writes (PutItem + UpdateItem) the pipeline spent per finished request,
+  counted on the processor's client (they do not drift);
+- drain: a backlog of plain requests, then of a mixed load (mostly plain, some with 50-300 ms of work, a few
+  transient and permanent failures), is accepted first and then drained by the trigger twin with the real
+  processor; the sustained drain rate is requests finished a second while a backlog remains (the highest
+  request rate at which the backlog stays bounded), and its ratio to ceiling / writes per request;
+- latency: the plain load sent at half the plain drain rate, accepted -> finished p50/p99 from the items'
+  own timestamps;
+- head-of-line: the same load with one 5 s request sent first; how much later p99 of the requests accepted
+  after it exceeds the p99 without it.
+Absolute numbers drift on shared machines; compare the ratios. No assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+from botocore.config import Config
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from streamdesk_processor import item as attr
+
+from backend.local.dynamodb_local import DynamoDBLocal, free_port
+from backend.local.table import ensure_table
+from backend.local.trigger import run_trigger
+from backend.settings import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY, Settings, load_settings
+from backend.template import LocalValues, Template
+
+BODY = json.dumps({"order": 1, "items": ["book", "pen"], "note": "benchmark"})
+PROCESSOR_CONCURRENCY_DEFAULT = 16
+FINISHED = ("SUCCEEDED", "FAILED")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def ddb_client(endpoint: str, pool: int) -> Any:
+    config = Config(max_pool_connections=pool, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client(
+        "dynamodb", endpoint_url=endpoint, region_name=LOCAL_REGION, aws_access_key_id=LOCAL_ACCESS_KEY,
+        aws_secret_access_key=LOCAL_SECRET_KEY, config=config,
+    )  # fmt: skip
+
+
+def rate_of(clients: int, seconds: float, call: Callable[[], object]) -> float:
+    """Calls a second that ``clients`` threads achieve, each calling ``call`` in a loop for ``seconds``."""
+    counts = [0] * clients
+    start = time.perf_counter()
+    end = start + seconds
+
+    def loop(index: int) -> None:
+        while time.perf_counter() < end:
+            call()
+            counts[index] += 1
+
+    threads = [threading.Thread(target=loop, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+@contextmanager
+def api_process(settings: Settings) -> Iterator[str]:
+    """The API twin as ``streamdesk api`` in its own process group; yields its base URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "STREAMDESK_API_PORT": str(port),
+        "STREAMDESK_DYNAMODB_PORT": str(settings.dynamodb_port),
+        "STREAMDESK_TABLE": settings.table,
+        "STREAMDESK_DATA_DIR": str(settings.data_dir),
+        "STREAMDESK_API_KEY": settings.api_key,
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "backend.cli", "api"], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL,  # its access log: written, as under `make up`, but not shown
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("the API twin did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+class Submitter:
+    """Sends requests through the API from a pool of threads, each with its own HTTP client."""
+
+    def __init__(self, base_url: str, api_key: str, clients: int) -> None:
+        self._local = threading.local()
+        self._base_url = base_url
+        self._api_key = api_key
+        self.pool = ThreadPoolExecutor(clients)
+
+    def _http(self) -> httpx.Client:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            http = httpx.Client(base_url=self._base_url, headers={"x-api-key": self._api_key}, timeout=30)
+            self._local.http = http
+        return http
+
+    def put(self, body: str = BODY) -> str:
+        answer = self._http().put("/requests", content=body, headers={"content-type": "application/json"})
+        answer.raise_for_status()
+        return str(answer.json()["id"])
+
+    def put_many(self, bodies: list[str]) -> list[str]:
+        return list(self.pool.map(self.put, bodies))
+
+    def put_at_rate(self, bodies: list[str], rate: float) -> list[str]:
+        """One request every 1/rate seconds (sent without waiting for the previous answer)."""
+        futures = []
+        start = time.perf_counter()
+        for index, body in enumerate(bodies):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            futures.append(self.pool.submit(self.put, body))
+        return [f.result() for f in futures]
+
+
+def mixed_bodies(count: int, rng: random.Random) -> list[str]:
+    """Mostly plain; 20 % with 50-300 ms of work; 5 % a transient failure retried once; 3 % permanent."""
+    bodies = []
+    for index in range(count):
+        roll = rng.random()
+        simulate: dict[str, Any] = {}
+        if roll < 0.20:
+            simulate = {"delayMs": rng.randint(50, 300)}
+        elif roll < 0.25:
+            simulate = {"fail": "try again", "transient": True, "failTimes": 1, "failAtStep": 2}
+        elif roll < 0.28:
+            simulate = {"fail": "card declined", "failAtStep": 3}
+        bodies.append(json.dumps({"order": index, **({"simulate": simulate} if simulate else {})}))
+    return bodies
+
+
+def wait_finished(ddb: Any, table: str, ids: list[str], timeout: float) -> list[dict[str, Any]]:
+    """The items once every one is finished (or at the timeout), read in batches of 100."""
+    deadline = time.monotonic() + timeout
+    items: dict[str, dict[str, Any]] = {}
+    while True:
+        missing = [i for i in ids if i not in items]
+        for start in range(0, len(missing), 100):
+            keys = [{attr.ID: {"S": i}} for i in missing[start : start + 100]]
+            answer = ddb.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
+            for found in answer["Responses"][table]:
+                if found[attr.STATUS]["S"] in FINISHED:
+                    items[found[attr.ID]["S"]] = found
+        if len(items) == len(ids) or time.monotonic() > deadline:
+            return [items[i] for i in ids if i in items]
+        time.sleep(0.2)
+
+
+def stamp(found: dict[str, Any], name: str) -> int:
+    return int(found[name]["N"])
+
+
+class WriteCounter:
+    """Counts the DynamoDB writes of every boto3 client made from the default session (the processor's)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        boto3.setup_default_session()
+        assert boto3.DEFAULT_SESSION is not None
+        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.UpdateItem", self._seen)
+        boto3.DEFAULT_SESSION.events.register("before-call.dynamodb.PutItem", self._seen)
+
+    def _seen(self, **_kwargs: Any) -> None:
+        with self._lock:
+            self.count += 1
+
+
+@contextmanager
+def running_trigger(settings: Settings, template: Template) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=run_trigger, args=(settings, template, stop), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def drain(
+    settings: Settings, template: Template, submit: Submitter, ddb: Any, bodies: list[str],
+    counter: WriteCounter,
+) -> tuple[float, float]:  # fmt: skip
+    """(requests finished a second while the backlog lasted, processor writes per request)."""
+    ids = submit.put_many(bodies)  # the whole backlog is accepted before the trigger starts
+    before = counter.count
+    with running_trigger(settings, template):
+        items = wait_finished(ddb, settings.table, ids, timeout=600)
+    first = min(stamp(i, attr.STARTED_AT) for i in items if attr.STARTED_AT in i)
+    last = max(stamp(i, attr.FINISHED_AT) for i in items)
+    return len(items) / max(0.001, (last - first) / 1000), (counter.count - before) / len(ids)
+
+
+def latencies(items: list[dict[str, Any]]) -> list[float]:
+    return [float(stamp(i, attr.FINISHED_AT) - stamp(i, attr.CREATED_AT)) for i in items]
+
+
+def bench_settings(port: int, data_dir: Path, table: str) -> Settings:
+    return load_settings(
+        dynamodb_port=port, table=table, data_dir=data_dir / table, STREAMDESK_API_KEY="bench-key-0123456789"
+    )
+
+
+def ingest(settings: Settings, template: Template, ddb: Any, seconds: float) -> None:
+    """API twin against raw PutItem at 8 and 32 clients (a table of its own: nothing drains it)."""
+
+    def raw_put() -> None:
+        ddb.put_item(
+            TableName=settings.table, ConditionExpression="attribute_not_exists(id)",
+            Item={attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}, attr.REQUEST: {"S": BODY},
+                  attr.STATUS: {"S": "BASELINE"}, attr.CREATED_AT: {"N": str(time.time_ns() // 10**6)}},
+        )  # fmt: skip
+
+    print(f"ingest ({seconds:.0f} s each, requests a second)")
+    with api_process(settings) as base_url:
+        for clients in (8, 32):
+            raw = rate_of(clients, seconds, raw_put)
+            submit = Submitter(base_url, settings.api_key, clients)
+            api = rate_of(clients, seconds, submit.put)
+            print(f"  {clients:>2} clients: raw PutItem {raw:7.1f}/s   API twin {api:7.1f}/s   "
+                  f"ratio {api / raw:.2f}x")  # fmt: skip
+
+
+def engine_ceiling(table: str, ddb: Any, concurrency: int, seconds: float) -> float:
+    """Raw UpdateItem calls a second (each a new item, conditional, like the processor's writes)."""
+
+    def raw_update() -> None:
+        ddb.update_item(
+            TableName=table, Key={attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}},
+            UpdateExpression="SET #s = :s, #u = :u", ConditionExpression="attribute_not_exists(#s)",
+            ExpressionAttributeNames={"#s": attr.STATUS, "#u": attr.UPDATED_AT},
+            ExpressionAttributeValues={":s": {"S": "BASELINE"}, ":u": {"N": "1"}},
+        )  # fmt: skip
+
+    ceiling = rate_of(concurrency, seconds, raw_update)
+    print(f"\nengine ceiling: raw UpdateItem at {concurrency} concurrent: {ceiling:7.1f}/s")
+    return ceiling
+
+
+def pipeline(settings: Settings, template: Template, ddb: Any, ceiling: float, backlog: int) -> None:
+    counter = WriteCounter()
+    with api_process(settings) as base_url:
+        submit = Submitter(base_url, settings.api_key, 16)
+        plain_rate, writes = drain(settings, template, submit, ddb, [BODY] * backlog, counter)
+        writes_per_request = writes + 1  # + the API's PutItem (accept)
+        print(f"writes per plain request: {writes_per_request:.2f} (accept + processor)\n")
+        bound = ceiling / writes_per_request
+        print("drain (backlog accepted first, then drained)")
+        print(f"  plain : {plain_rate:7.1f}/s   ceiling/writes {bound:7.1f}/s   "
+              f"ratio {plain_rate / bound:.2f}x")  # fmt: skip
+        mixed = mixed_bodies(backlog, random.Random(7))
+        mixed_rate, _ = drain(settings, template, submit, ddb, mixed, counter)
+        print(f"  mixed : {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
+        head_of_line(settings, template, ddb, submit, plain_rate / 2)
+
+
+def head_of_line(settings: Settings, template: Template, ddb: Any, submit: Submitter, rate: float) -> None:
+    count = max(20, int(rate * 8))
+    with running_trigger(settings, template):
+        base_ids = submit.put_at_rate([BODY] * count, rate)
+        base = latencies(wait_finished(ddb, settings.table, base_ids, 120))
+        slow = json.dumps({"order": 0, "simulate": {"delayMs": 5000}})
+        ids = submit.put_at_rate([slow] + [BODY] * count, rate)
+        after = latencies(wait_finished(ddb, settings.table, ids[1:], 120))
+        wait_finished(ddb, settings.table, ids[:1], 60)
+    p50, p99 = statistics.median(base), percentile(base, 99)
+    print(f"latency at half the plain drain rate ({rate:.1f}/s, {count} requests)")
+    print(f"  accepted -> finished: p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
+    delay = percentile(after, 99) - p99
+    print(f"  after one 5 s request: p99 {percentile(after, 99):7.1f} ms   delay {delay:7.1f} ms "
+          f"({delay / 5000:.3f}x of the 5 s)")  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backlog", type=int, default=600, help="requests in each drain backlog")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each throughput run")
+    args = parser.parse_args()
+    concurrency = int(os.environ.get("PROCESSOR_CONCURRENCY", PROCESSOR_CONCURRENCY_DEFAULT))
+    ddb_local = DynamoDBLocal.start()
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            template = Template.load(local=LocalValues(refs={"RequestsTable": "streamdesk-bench"}))
+            ddb = ddb_client(ddb_local.endpoint, 64)
+            tables = {}
+            for name in ("streamdesk-ingest", "streamdesk-bench"):
+                tables[name] = bench_settings(ddb_local.port, Path(data_dir), name)
+                ensure_table(ddb, name, template)
+            ingest(tables["streamdesk-ingest"], template, ddb, args.seconds)
+            ceiling = engine_ceiling("streamdesk-ingest", ddb, concurrency, args.seconds)
+            pipeline(tables["streamdesk-bench"], template, ddb, ceiling, args.backlog)
+    finally:
+        ddb_local.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
