@@ -98,7 +98,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def build_command(port: int, db_path: Path | None = None, host: str = LOOPBACK) -> list[str]:
-    """The java command line, listening on ``host`` only; ``db_path`` None keeps the data in memory (tests)."""
+    """The java command line, listening on ``host`` only; ``db_path`` None keeps data in memory (tests)."""
     jar = find_jar()
     launcher = compiled_launcher(jar)
     command = [
