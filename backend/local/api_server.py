@@ -71,7 +71,7 @@ def new_extended_request_id() -> str:
 
 
 def api_key_id(key: str) -> str:
-    """``$context.identity.apiKeyId``: a stable, non-secret id of the key (on AWS the ApiKey resource's id)."""
+    """``$context.identity.apiKeyId``: a stable, non-secret id of the key (on AWS: the ApiKey's id)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
 
 
