@@ -24,3 +24,15 @@ def answers(address: str, port: int) -> bool:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.settimeout(2.0)
         return sock.connect_ex((address, port)) == 0
+
+
+def websocket_status(port: int, host_header: str, path: str = "/_stcore/stream") -> int:
+    """The HTTP status a websocket handshake to 127.0.0.1:``port`` gets when it names ``host_header``."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request.encode("ascii"))
+        status_line = sock.makefile("rb").readline().decode("latin-1")
+    return int(status_line.split()[1])

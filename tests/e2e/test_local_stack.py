@@ -21,6 +21,7 @@ import pytest
 
 from backend.local.dynamodb_local import free_port
 from backend.template import PROJECT_ROOT
+from tests.network import answers, non_loopback_addresses, websocket_status
 
 START_TIMEOUT_S = 120
 
@@ -128,6 +129,7 @@ def test_make_up_serves_processes_and_restarts_without_loss(
         )
     health = httpx.get(f"{stack.dashboard_url}/_stcore/health", timeout=10)
     assert health.status_code == 200
+    _only_loopback_answers(ports)
 
     assert stop_stack(stack) == 0
     output = stack.output()
@@ -165,3 +167,17 @@ def _child_pid(stack: Stack, needle: str) -> int:
         if needle in args:
             return int(pid)
     raise AssertionError(f"no child process running {needle!r}:\n{listing}")
+
+
+def _only_loopback_answers(ports: dict[str, int]) -> None:
+    """Every port of the stack refuses this machine's other addresses; the dashboard's websocket refuses a
+    Host it does not know (DNS rebinding) and accepts its own."""
+    outside = non_loopback_addresses()
+    assert outside, "this machine has no non-loopback address to try (hostname -I)"
+    for name, port in ports.items():
+        assert answers("127.0.0.1", port), name
+        assert [address for address in outside if answers(address, port)] == [], name
+    dashboard = ports["dashboard"]
+    assert websocket_status(dashboard, f"rebound.example:{dashboard}") == 403
+    assert websocket_status(dashboard, f"127.0.0.1:{dashboard}") == 101
+    assert websocket_status(dashboard, f"localhost:{dashboard}") == 101
