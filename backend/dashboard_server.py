@@ -27,7 +27,8 @@ def command(host: str, port: int) -> list[str]:
     The websocket accepts only a Host naming this address or loopback (``server.allowedHosts``): a web page
     that rebinds its own DNS name to 127.0.0.1 cannot drive the dashboard as the local operator.
     """
-    allowed = [name for name in dict.fromkeys([host, "127.0.0.1", "localhost"]) if name not in ("0.0.0.0", "::")]
+    names = dict.fromkeys([host, "127.0.0.1", "localhost"])
+    allowed = [name for name in names if name not in ("0.0.0.0", "::")]
     return [
         sys.executable, "-m", "backend.dashboard_server",
         "--server.port", str(port),

@@ -25,6 +25,7 @@ import httpx
 from backend import dashboard_server
 from backend.local import dynamodb_local
 from backend.local.local_template import local_template
+from backend.local.private_files import PRIVATE_UMASK, secure_data_dir
 from backend.local.table import ensure_table
 from backend.settings import Settings
 from backend.template import PROJECT_ROOT
@@ -199,6 +200,13 @@ def _wait(component: Component, timeout: float, stopping: threading.Event) -> No
     raise StackError(f"{component.name} was not ready within {timeout:.0f} s")
 
 
+def key_source(settings: Settings) -> str:
+    """Where the API key came from, as the banner says it."""
+    if settings.api_key_value:
+        return "from STREAMDESK_API_KEY (environment or secrets.toml), not stored by Streamdesk"
+    return f"generated once, kept in {settings.data_dir / 'api-key'}"
+
+
 def banner(settings: Settings) -> str:
     key = settings.api_key
     url = settings.api_base_url
@@ -208,7 +216,7 @@ def banner(settings: Settings) -> str:
             "Streamdesk is up (Ctrl-C stops everything).",
             f"  Dashboard  {settings.dashboard_url}",
             f"  API        {url}   PUT /requests, GET /requests/{{id}}",
-            f"  API key    {key}   (header x-api-key; kept in {settings.data_dir / 'api-key'})",
+            f"  API key    {key}   (header x-api-key; {key_source(settings)})",
             f"  DynamoDB   {settings.dynamodb_url}   table {settings.table}",
             f"  Data       {settings.data_dir}",
             "Try:",
@@ -226,7 +234,8 @@ def run_stack(settings: Settings) -> int:
     _check_ports(settings)
     dynamodb_local.find_jar()  # fail before starting anything if the install is incomplete
     dynamodb_local.java_command()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(PRIVATE_UMASK)  # what this process and its children create is the owner's alone
+    secure_data_dir(settings.data_dir)
     _ = settings.api_key  # generated now, once, so that every child reads the same file
 
     stopping = threading.Event()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -130,6 +131,7 @@ def test_make_up_serves_processes_and_restarts_without_loss(
     health = httpx.get(f"{stack.dashboard_url}/_stcore/health", timeout=10)
     assert health.status_code == 200
     _only_loopback_answers(ports)
+    _data_is_private(tmp_path / "data")
 
     assert stop_stack(stack) == 0
     output = stack.output()
@@ -181,3 +183,12 @@ def _only_loopback_answers(ports: dict[str, int]) -> None:
     assert websocket_status(dashboard, f"rebound.example:{dashboard}") == 403
     assert websocket_status(dashboard, f"127.0.0.1:{dashboard}") == 101
     assert websocket_status(dashboard, f"localhost:{dashboard}") == 101
+
+
+def _data_is_private(data_dir: Path) -> None:
+    """Bodies, the key and the database are readable by their owner only."""
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    files = [path for path in data_dir.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".db" for path in files), files
+    exposed = [str(path) for path in files if stat.S_IMODE(path.stat().st_mode) & 0o077]
+    assert exposed == []

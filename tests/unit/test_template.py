@@ -442,3 +442,41 @@ def test_the_idempotency_key_is_checked_with_one_pattern_in_request_and_response
     update = _member(r'"UpdateExpression": "SET ([^"]*)"', request)
     assert update.count("if_not_exists(") == update.count(" = ")
     assert "attribute_not_exists(id) OR #request = :request" in request
+
+
+def test_every_trust_policy_is_limited_to_this_account(template: Template) -> None:
+    roles = {
+        logical_id: resource
+        for logical_id, resource in template.raw["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert set(roles) == {"ApiDynamoDbRole", "ApiGatewayCloudWatchRole", "ProcessorRole"}
+    for logical_id in roles:
+        document = template.resolve(roles[logical_id]["Properties"]["AssumeRolePolicyDocument"])
+        for statement in document["Statement"]:
+            assert statement["Principal"]["Service"].endswith(".amazonaws.com"), logical_id
+            source = statement["Condition"]["StringEquals"]["aws:SourceAccount"]
+            assert source == template.local.account_id, logical_id
+
+
+def test_the_account_wide_logging_role_is_left_alone_unless_asked(template: Template) -> None:
+    parameter = template.raw["Parameters"]["ConfigureApiGatewayLoggingRole"]
+    assert parameter["Default"] == "false"
+    assert template.raw["Conditions"]["CreateApiGatewayAccount"] is not None
+    for logical_id in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
+        assert template.raw["Resources"][logical_id]["Condition"] == "CreateApiGatewayAccount"
+
+
+def test_the_access_log_writes_only_values_the_gateway_makes(template: Template) -> None:
+    access_log = template.resource("RequestsApi")["Properties"]["AccessLogSetting"]["Format"]
+    entry = json.loads(access_log)  # the format is one JSON object
+    assert entry["extendedRequestId"] == "$context.extendedRequestId"
+    # $context.requestId comes from a client's x-amzn-RequestId header.
+    assert "$context.requestId" not in access_log
+
+
+def test_simulate_is_off_on_aws_unless_the_parameter_turns_it_on(template: Template) -> None:
+    parameter = template.raw["Parameters"]["AllowSimulate"]
+    assert parameter["Default"] == "false" and parameter["AllowedValues"] == ["true", "false"]
+    variables = template.resource("ProcessorFunction")["Properties"]["Environment"]["Variables"]
+    assert variables["ALLOW_SIMULATE"].name == "Ref" and variables["ALLOW_SIMULATE"].value == "AllowSimulate"
