@@ -43,9 +43,10 @@ lint: install-dev  ## ruff and mypy
 demo: install  ## Send sample requests through every state to the running stack
 	$(BIN)/streamdesk demo
 
-bench: install-dev  ## Pipeline latency vs raw PutItem; overview at 10,000 and 100,000 requests vs a raw scan
+bench: install-dev  ## Pipeline latency vs raw PutItem; overview at 10,000 and 100,000 requests vs a raw scan; PUT with vs without Idempotency-Key
 	$(BIN)/python scripts/bench_pipeline.py --requests 200 --rate 10
 	$(BIN)/python scripts/bench_overview.py --sizes 10000 100000
+	$(BIN)/python scripts/bench_idempotency.py --requests 300
 
 chaos: install-dev  ## Longer chaos run: rounds of SIGKILL to DynamoDB Local, the API and the trigger under load
 	STREAMDESK_CHAOS_ROUNDS=4 STREAMDESK_CHAOS_REQUESTS=60 $(BIN)/pytest tests/e2e/test_chaos.py -s

@@ -8,6 +8,7 @@ is a crash loop that restarting will not fix: the supervisor stops the stack and
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import deque
@@ -153,3 +154,13 @@ class RestartPolicy:
     def write(self) -> None:
         # Not fsynced: a view for the dashboard, rewritten on every change.
         atomic_write_json(self.state_path, self.state(), durable=False)
+
+
+def read_restarts(data_dir: Path) -> dict[str, Any] | None:
+    """The supervisor's restart state for the dashboard (None when ``make up`` never ran here)."""
+    path = data_dir / "stack" / "restarts.json"
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None

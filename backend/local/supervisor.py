@@ -34,7 +34,7 @@ from backend.settings import Settings
 from backend.template import PROJECT_ROOT
 
 _COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "dashboard": "36", "stack": "33"}
-RESTARTS_FILE = Path("stack") / "restarts.json"
+RESTARTS_FILE = Path("stack") / "restarts.json"  # restarts.read_restarts reads it
 # What a component's absence means while it is being restarted (said with its death).
 WHILE_DOWN = {
     "dynamodb": "the API answers 503 (nothing stored); the trigger waits for the table, spending no retries",

@@ -11,8 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from backend.local.restarts import GAVE_UP, RESTARTING, RUNNING, RestartPolicy, describe_exit
-from backend.local.supervisor import Component, _watch
+from backend.local.restarts import (
+    GAVE_UP,
+    RESTARTING,
+    RUNNING,
+    RestartPolicy,
+    describe_exit,
+    read_restarts,
+)
+from backend.local.supervisor import RESTARTS_FILE, Component, _watch
 from backend.settings import Settings
 
 
@@ -72,11 +79,13 @@ def test_deaths_far_apart_are_not_a_crash_loop(tmp_path: Path) -> None:
 
 
 def test_the_state_file_shows_a_component_being_restarted(tmp_path: Path) -> None:
-    policy = RestartPolicy(tmp_path / "stack" / "restarts.json", ["dynamodb", "api"])
+    assert read_restarts(tmp_path) is None
+    policy = RestartPolicy(tmp_path / RESTARTS_FILE, ["dynamodb", "api"])
     policy.started("dynamodb", 10)
     policy.started("api", 11)
     policy.died("dynamodb", -signal.SIGKILL)
-    state = json.loads((tmp_path / "stack" / "restarts.json").read_text())
+    state = read_restarts(tmp_path)
+    assert state is not None
     assert state["components"]["dynamodb"]["state"] == RESTARTING
     assert state["components"]["dynamodb"]["pid"] is None
     assert state["components"]["api"] == {
