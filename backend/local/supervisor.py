@@ -313,8 +313,11 @@ def run_stack(settings: Settings) -> int:
     """Start everything, restart what dies, until Ctrl-C or a crash loop; returns ``make up``'s exit code."""
     say = _Printer("stack").line
     _check_ports(settings)
-    dynamodb_local.find_jar()  # fail before starting anything if the install is incomplete
-    dynamodb_local.java_command()
+    try:  # fail before starting anything if the install is incomplete
+        dynamodb_local.java_command()
+        dynamodb_local.compiled_launcher(dynamodb_local.find_jar())
+    except dynamodb_local.DynamoDBLocalError as error:
+        raise StackError(str(error)) from error
     os.umask(PRIVATE_UMASK)  # what this process and its children create is the owner's alone
     secure_data_dir(settings.data_dir)
     _ = settings.api_key  # generated now, once, so that every child reads the same file
