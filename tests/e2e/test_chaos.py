@@ -24,6 +24,7 @@ import httpx
 
 from backend.local.dynamodb_local import client as dynamodb_client
 from backend.local.dynamodb_local import free_port
+from backend.local.restarts import read_restarts
 from tests.e2e.test_local_stack import Stack, _child_pid, start_stack, stop_stack
 from tests.processor_events import read_stream_records
 
@@ -147,6 +148,24 @@ def _load_with_kills(
     return answers
 
 
+def _healed_and_said_so(stack: Stack, data_dir: Path) -> None:
+    output = stack.output()
+    assert "exit code -9" not in output
+    for name in VICTIMS:
+        assert output.count(f"{name} killed by SIGKILL; restarting it in 0.5 s") == ROUNDS, name
+    assert "the trigger resumes from its checkpoint" in output
+    assert "the trigger waits for the table, spending no retries" in output
+    restarts = read_restarts(data_dir)
+    assert restarts is not None
+    for name in VICTIMS:
+        component = restarts["components"][name]
+        assert component["restarts"] == ROUNDS and component["state"] == "running", (name, component)
+        assert component["lastExit"] == "killed by SIGKILL"
+    assert restarts["components"]["dashboard"]["restarts"] == 0
+    # No batch was given up on: the outage of the table spent no retries.
+    assert not (data_dir / "trigger" / "failure-destination.jsonl").exists()
+
+
 def _step_writes(endpoint: str) -> Counter[tuple[str, str]]:
     writes: Counter[tuple[str, str]] = Counter()
     for record in read_stream_records(endpoint, TABLE):
@@ -186,11 +205,9 @@ def test_sigkill_each_component_mid_batch_loses_nothing_and_repeats_nothing(tmp_
         # No completed step ran twice (each step recorded once per request in the stream).
         writes = _step_writes(f"http://127.0.0.1:{ports['dynamodb']}")
         assert [key for key, count in writes.items() if count > 1] == []
-        # The stack healed by itself and still serves.
+        # The stack healed by itself, said truly what happened, and still serves.
         assert stack.process.poll() is None
-        output = stack.output()
-        for name in VICTIMS:
-            assert output.count(f"{name} killed by SIGKILL") == ROUNDS, name
+        _healed_and_said_so(stack, tmp_path / "data")
         retried = sum(1 for _, tries in answers.values() if tries > 1)
         print(f"chaos: {len(orders)} requests, {retried} needed more than one PUT")
         assert stop_stack(stack) == 0

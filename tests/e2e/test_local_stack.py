@@ -1,13 +1,13 @@
 """`make up` as a new user runs it: the whole stack as child processes, driven over HTTP only.
 
 A request answers 202 with an id and reaches SUCCEEDED quickly; a simulated failure reaches FAILED with its
-message; Ctrl-C stops every component; a restart keeps every request; a component that dies is reported
-loudly and the rest are stopped.
+message; nothing answers on another address of the machine and the data is private; Ctrl-C stops every
+component; a restart keeps every request. (A component killed and restarted by the supervisor: the chaos
+test, tests/e2e/test_chaos.py.)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
@@ -147,30 +147,6 @@ def test_make_up_serves_processes_and_restarts_without_loss(
             assert client.get(f"{again.api_url}/requests/{failing}").json()["status"] == "FAILED"
     finally:
         assert stop_stack(again) == 0
-
-
-def test_a_killed_component_is_restarted_and_said_truly(stack: Stack, tmp_path: Path) -> None:
-    trigger_pid = _child_pid(stack, "backend.cli trigger")
-    os.kill(trigger_pid, signal.SIGKILL)
-    deadline = time.monotonic() + 60
-    while "trigger is back" not in stack.output():
-        assert stack.process.poll() is None, stack.output()[-3000:]
-        assert time.monotonic() < deadline, stack.output()[-3000:]
-        time.sleep(0.2)
-    output = stack.output()
-    assert "trigger killed by SIGKILL; restarting it in 0.5 s" in output
-    assert "exit code -9" not in output
-    assert "resumes from its checkpoint" in output
-    assert _child_pid(stack, "backend.cli trigger") != trigger_pid
-    restarts = json.loads((tmp_path / "data" / "stack" / "restarts.json").read_text())
-    assert restarts["components"]["trigger"]["restarts"] == 1
-    assert restarts["components"]["trigger"]["lastExit"] == "killed by SIGKILL"
-    with httpx.Client(headers={"x-api-key": stack.key}, timeout=10) as client:
-        accepted = client.put(f"{stack.api_url}/requests", json={"after": "restart"})
-        assert accepted.status_code == 202
-        done = wait_final(client, f"{stack.api_url}/requests/{accepted.json()['id']}")
-        assert done["status"] == "SUCCEEDED"
-    assert stop_stack(stack) == 0
 
 
 def _child_pid(stack: Stack, needle: str) -> int:

@@ -110,9 +110,12 @@ def _run_through_outage(database: Database, settings: Settings, esm_changes: dic
     thread.start()
     try:
         deadline = time.monotonic() + 30
-        while _statuses(ddb)[item.Status.SUCCEEDED] < 4:  # a few batches done: the next is mid-way
-            assert time.monotonic() < deadline, "the trigger processed nothing"
-            time.sleep(0.05)
+        while True:  # a batch done, and the next one mid-way (a request held by the processor)
+            counts = _statuses(ddb)
+            if counts[item.Status.SUCCEEDED] >= 4 and counts[item.Status.PROCESSING]:
+                break
+            assert time.monotonic() < deadline, f"no batch was running: {counts}"
+            time.sleep(0.02)
         database.kill()
         time.sleep(OUTAGE_SECONDS)
         database.start()
