@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test install install-dev tools browser lint unit demo bench dashboard deploy destroy clean
+.PHONY: up test install install-dev tools browser lint unit demo bench chaos dashboard deploy destroy clean
 
 up: install  ## Run DynamoDB Local, the API, the trigger and the dashboard (Ctrl-C stops all)
 	$(BIN)/streamdesk up
@@ -43,11 +43,15 @@ lint: install-dev  ## ruff and mypy
 demo: install  ## Send sample requests through every state to the running stack
 	$(BIN)/streamdesk demo
 
-bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview vs a raw scan; rollups vs a naive counter
+bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview vs a raw scan; rollups vs a naive counter; PUT with vs without Idempotency-Key
 	$(BIN)/python scripts/bench_throughput.py
 	$(BIN)/python scripts/bench_pipeline.py --requests 200 --rate 10
 	$(BIN)/python scripts/bench_overview.py --sizes 10000 100000
 	$(BIN)/python scripts/bench_rollups.py --requests 300 --batch 100
+	$(BIN)/python scripts/bench_idempotency.py --requests 300
+
+chaos: install-dev  ## Longer chaos run: rounds of SIGKILL to DynamoDB Local, the API and the trigger under load
+	STREAMDESK_CHAOS_ROUNDS=4 STREAMDESK_CHAOS_REQUESTS=60 $(BIN)/pytest tests/e2e/test_chaos.py -s
 
 dashboard: install  ## Only the dashboard (e.g. STREAMDESK_STACK=name make dashboard for a deployed stack)
 	$(BIN)/streamdesk dashboard

@@ -77,6 +77,11 @@ def load_raw(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return data
 
 
+# Parameters whose default differs on this machine: the demo and test aid `simulate` is off on AWS unless a
+# deployment turns it on, and on in the local stack (`make up`, `make demo`, the submit form's examples).
+LOCAL_PARAMETER_DEFAULTS = {"AllowSimulate": "true"}
+
+
 @dataclass(frozen=True)
 class LocalValues:
     """What ``!Ref`` / ``!GetAtt`` / pseudo parameters mean on one machine.
@@ -131,6 +136,8 @@ class Template:
         for name, spec in (self.raw.get("Parameters") or {}).items():
             if name in self.local.parameters:
                 values[name] = str(self.local.parameters[name])
+            elif name in LOCAL_PARAMETER_DEFAULTS:
+                values[name] = LOCAL_PARAMETER_DEFAULTS[name]
             elif "Default" in spec:
                 values[name] = str(spec["Default"])
         return values

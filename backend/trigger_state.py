@@ -92,6 +92,11 @@ _JSON_NAMES: Final = {
     "processor_concurrency": "processorConcurrency",
     "in_flight_batches": "inFlightBatches",
     "shard_progress": "shardProgress",
+    "table_unreachable_since": "tableUnreachableSince",
+    "table_outages_waited": "tableOutagesWaited",
+    "table_outage_seconds": "tableOutageSeconds",
+    "parked_by_outage": "parkedByOutage",
+    "handed_back_after_outage": "handedBackAfterOutage",
 }
 
 
@@ -121,6 +126,12 @@ class TriggerState:
     processor_concurrency: int | None = None  # records one invocation processes at once
     in_flight_batches: int = 0
     shard_progress: list[ShardProgress] = field(default_factory=list)
+    # Table outages (backend/local/table_outage.py): waited out instead of spending a batch's retries.
+    table_unreachable_since: int | None = None  # epoch ms; set while the trigger waits for the table
+    table_outages_waited: int = 0
+    table_outage_seconds: float = 0.0
+    parked_by_outage: int = 0  # records given up on during an outage, waiting to be handed back
+    handed_back_after_outage: int = 0  # parked batches handed back and finished
 
     def is_alive(self, now_ms: int) -> bool:
         """The one liveness rule: enabled, and heard from within :data:`SILENT_AFTER_MS`."""

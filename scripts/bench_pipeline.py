@@ -3,7 +3,7 @@
     python scripts/bench_pipeline.py [--requests 200] [--rate 10]
 
 Starts its own in-memory DynamoDB Local, the API twin and the trigger twin with the real processor, then:
-- acknowledgement: ``PUT /requests`` through the API twin (VTL render + PutItem) versus the raw PutItem of
+- acknowledgement: ``PUT /requests`` through the API twin (VTL render + UpdateItem) versus the raw PutItem of
   the same item with boto3 (the floor any design must pay), median and p99, and their ratio;
 - pipeline: for every request, accepted -> started (queue wait through the stream and the trigger),
   started -> finished (the processor), accepted -> finished, read back from the items' own timestamps;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system tools Streamdesk needs when they are missing, from Debian's packages.
 #   scripts/ensure-tools.sh python java node chromium
-# python: venv support; java: a Java 17+ runtime for DynamoDB Local; node: npm, to install DynamoDB Local;
+# python: venv support; java: a Java 17+ JDK for DynamoDB Local (javac compiles the small launcher that binds
+# it to 127.0.0.1); node: npm, to install DynamoDB Local;
 # chromium: Debian's Chromium for the browser tests (Playwright cannot download its own browser here).
 set -euo pipefail
 
@@ -22,7 +23,7 @@ for tool in "$@"; do
         exit 1
       fi
       "${PYTHON:-python3}" -c 'import venv, ensurepip' >/dev/null 2>&1 || packages+=(python3-venv) ;;
-    java) java_ok || packages+=(default-jre-headless) ;;
+    java) { java_ok && command -v javac >/dev/null 2>&1; } || packages+=(default-jdk-headless) ;;
     node) command -v npm >/dev/null 2>&1 || packages+=(nodejs npm) ;;
     chromium) [ -x /usr/bin/chromium ] || packages+=(chromium) ;;
     *) echo "ensure-tools: unknown tool '$tool'" >&2; exit 2 ;;
@@ -44,7 +45,7 @@ fi
 echo "Installing from Debian's packages: ${packages[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
-if [[ " ${packages[*]} " == *" default-jre-headless "* ]] && ! java_ok; then
-  echo "Installed default-jre-headless, but it is older than Java 17; install openjdk-17-jre-headless or newer." >&2
+if [[ " ${packages[*]} " == *" default-jdk-headless "* ]] && ! java_ok; then
+  echo "Installed default-jdk-headless, but it is older than Java 17; install openjdk-17-jdk-headless or newer." >&2
   exit 1
 fi

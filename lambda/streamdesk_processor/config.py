@@ -11,6 +11,8 @@ TABLE_NAME = "TABLE_NAME"
 RETENTION_DAYS = "RETENTION_DAYS"
 MAX_RETRIES = "MAX_RETRIES"
 CONCURRENCY = "CONCURRENCY"  # records of different requests processed at once within a batch
+# "true" obeys a request's `simulate` object (template parameter AllowSimulate); anything unset is off.
+ALLOW_SIMULATE = "ALLOW_SIMULATE"
 # boto3 reads these by itself; they are listed so that a change of endpoint rebuilds the client.
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
@@ -32,6 +34,7 @@ class ProcessorConfig:
     retention_days: int = DEFAULT_RETENTION_DAYS
     max_retries: int = DEFAULT_MAX_RETRIES
     concurrency: int = DEFAULT_CONCURRENCY
+    allow_simulate: bool = False
 
     def __post_init__(self) -> None:
         if not 3 <= len(self.table_name) <= 255:
@@ -53,6 +56,7 @@ class ProcessorConfig:
             retention_days=_int(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
             max_retries=_int(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES),
             concurrency=_int(environ, CONCURRENCY, DEFAULT_CONCURRENCY),
+            allow_simulate=_flag(environ, ALLOW_SIMULATE),
         )
 
     @property
@@ -74,7 +78,14 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    return raw == "true"
+
+
 def environment_key(environ: Mapping[str, str]) -> tuple[str | None, ...]:
     """The raw values the processor is built from: when they change, the processor is rebuilt."""
-    names = (TABLE_NAME, RETENTION_DAYS, MAX_RETRIES, CONCURRENCY, *ENDPOINT_VARIABLES)
+    names = (TABLE_NAME, RETENTION_DAYS, MAX_RETRIES, CONCURRENCY, ALLOW_SIMULATE, *ENDPOINT_VARIABLES)
     return tuple(environ.get(name) for name in names)

@@ -122,7 +122,8 @@ class StreamProcessor:
     def _run(self, work: Work, claimed: Claimed, log_keys: dict[str, Any]) -> Outcome:
         try:
             request = parse_request(claimed.request)
-            simulation = Simulation.from_request(request)
+            # Off unless the deployment allows it: then `simulate` is only data in the body.
+            simulation = Simulation.from_request(request) if self.config.allow_simulate else Simulation()
         except InvalidRequestError as error:
             return self._finish_failed(work, error, REQUEST_STEP, log_keys)
 

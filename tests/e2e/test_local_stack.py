@@ -1,14 +1,16 @@
 """`make up` as a new user runs it: the whole stack as child processes, driven over HTTP only.
 
 A request answers 202 with an id and reaches SUCCEEDED quickly; a simulated failure reaches FAILED with its
-message; Ctrl-C stops every component; a restart keeps every request; a component that dies is reported
-loudly and the rest are stopped.
+message; nothing answers on another address of the machine and the data is private; Ctrl-C stops every
+component; a restart keeps every request. (A component killed and restarted by the supervisor: the chaos
+test, tests/e2e/test_chaos.py.)
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ import pytest
 
 from backend.local.dynamodb_local import free_port
 from backend.template import PROJECT_ROOT
+from tests.network import answers, non_loopback_addresses, websocket_status
 
 START_TIMEOUT_S = 120
 
@@ -128,6 +131,8 @@ def test_make_up_serves_processes_and_restarts_without_loss(
         )
     health = httpx.get(f"{stack.dashboard_url}/_stcore/health", timeout=10)
     assert health.status_code == 200
+    _only_loopback_answers(ports)
+    _data_is_private(tmp_path / "data")
 
     assert stop_stack(stack) == 0
     output = stack.output()
@@ -144,15 +149,6 @@ def test_make_up_serves_processes_and_restarts_without_loss(
         assert stop_stack(again) == 0
 
 
-def test_a_dying_component_is_reported_and_the_rest_stopped(stack: Stack) -> None:
-    trigger_pid = _child_pid(stack, "backend.cli trigger")
-    os.kill(trigger_pid, signal.SIGKILL)
-    assert stack.process.wait(timeout=60) == 1
-    output = stack.output()
-    assert "trigger DIED" in output
-    assert "api stopped" in output and "dynamodb stopped" in output
-
-
 def _child_pid(stack: Stack, needle: str) -> int:
     listing = subprocess.run(
         ["ps", "-o", "pid=,args=", "--ppid", str(stack.process.pid)],
@@ -165,3 +161,26 @@ def _child_pid(stack: Stack, needle: str) -> int:
         if needle in args:
             return int(pid)
     raise AssertionError(f"no child process running {needle!r}:\n{listing}")
+
+
+def _only_loopback_answers(ports: dict[str, int]) -> None:
+    """Every port of the stack refuses this machine's other addresses; the dashboard's websocket refuses a
+    Host it does not know (DNS rebinding) and accepts its own."""
+    outside = non_loopback_addresses()
+    assert outside, "this machine has no non-loopback address to try (hostname -I)"
+    for name, port in ports.items():
+        assert answers("127.0.0.1", port), name
+        assert [address for address in outside if answers(address, port)] == [], name
+    dashboard = ports["dashboard"]
+    assert websocket_status(dashboard, f"rebound.example:{dashboard}") == 403
+    assert websocket_status(dashboard, f"127.0.0.1:{dashboard}") == 101
+    assert websocket_status(dashboard, f"localhost:{dashboard}") == 101
+
+
+def _data_is_private(data_dir: Path) -> None:
+    """Bodies, the key and the database are readable by their owner only."""
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    files = [path for path in data_dir.rglob("*") if path.is_file()]
+    assert any(path.suffix == ".db" for path in files), files
+    exposed = [str(path) for path in files if stat.S_IMODE(path.stat().st_mode) & 0o077]
+    assert exposed == []

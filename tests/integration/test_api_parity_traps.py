@@ -20,10 +20,14 @@ from tests.api_fixtures import running_api
 
 AUTH = {"x-api-key": "test-key-0123456789"}
 REPLACE_ALL = """.replaceAll("\\\\'", "'")"""
-PUT_ID_LINE = '"id": {"S": "$context.extendedRequestId"},'
-PUT_ACCEPTED = """application/json: '{"id": "$context.extendedRequestId", "status": "PENDING"}'"""
-CONDITION = """,
-                      "ConditionExpression": "attribute_not_exists(id)\""""
+PUT_ID_LINE = "#set($id = $context.extendedRequestId)"
+PUT_ACCEPTED = """{"id": "$context.extendedRequestId", "status": "PENDING"}"""
+# The first occurrence is the branch without Idempotency-Key. A write needs some condition: "always true".
+CONDITION = "#set($condition = 'attribute_not_exists(id)')"
+NO_CONDITION = "#set($condition = 'attribute_exists(id) OR attribute_not_exists(id)')"
+# The body is written only if absent; a plain SET is what a template without that care would do.
+SET_BODY_IF_ABSENT = "#request = if_not_exists(#request, :request)"
+SET_BODY = "#request = :request"
 
 
 def modified_template(tmp_path: Path, table_name: str, *edits: tuple[str, str]) -> Template:
@@ -83,7 +87,8 @@ def test_without_the_condition_a_second_request_overwrites_the_first(
         tmp_path,
         table_name,
         (PUT_ID_LINE, PUT_ID_LINE.replace("extendedRequestId", "requestId")),
-        (CONDITION, ""),
+        (CONDITION, NO_CONDITION),
+        (SET_BODY_IF_ABSENT, SET_BODY),
     )
     headers = {**AUTH, "x-amzn-RequestId": "victim-id"}
     with running_api(settings, template) as base_url:

@@ -286,9 +286,28 @@ def test_one_access_log_line_per_request(api: httpx.Client, caplog: pytest.LogCa
     assert len(lines) == 2
     first, second = (json.loads(line) for line in lines)
     assert first["extendedRequestId"] == accepted.json()["id"]
-    assert first["requestId"] == accepted.headers["x-amzn-RequestId"]
+    assert "requestId" not in first  # a client can set it (x-amzn-RequestId): never logged
     assert first["method"] == "PUT" and first["path"] == "/requests"
     assert first["status"] == "202" and first["integrationStatus"] == "200" and first["error"] == "-"
     assert int(first["length"]) == len(accepted.content)
     assert second["status"] == "403" and second["integrationStatus"] == "-"
     assert second["error"] == "Forbidden"
+
+
+def test_a_client_request_id_cannot_break_or_forge_an_access_log_line(
+    api: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamdesk.api.access")
+    forged = 'x","status":"200","ip":"10.0.0.1'
+    accepted = api.put("/requests", json={"a": 1}, headers={**AUTH, "x-amzn-RequestId": forged})
+    assert accepted.status_code == 202
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while time.monotonic() < deadline and not lines:
+        lines = [r.getMessage() for r in caplog.records if r.name == "streamdesk.api.access"]
+        time.sleep(0.02)
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["extendedRequestId"] == accepted.json()["id"]
+    assert entry["status"] == "202" and entry["ip"] == "127.0.0.1"
+    assert "10.0.0.1" not in lines[0]

@@ -105,6 +105,7 @@ def function_env(monkeypatch: pytest.MonkeyPatch, dynamodb_endpoint: str) -> pyt
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     monkeypatch.setenv("RETENTION_DAYS", "2")
     monkeypatch.setenv("MAX_RETRIES", "3")
+    monkeypatch.setenv("ALLOW_SIMULATE", "true")  # as the local stack's template gives it
     return monkeypatch
 
 

@@ -76,7 +76,7 @@ def test_validation_error_string_is_json_escaped() -> None:
 def test_integrations_name_the_dynamodb_action(api: ApiDefinition) -> None:
     actions = {r.resource_path: r.integration for r in api.routes}
     assert actions["/requests"].service == "dynamodb"
-    assert actions["/requests"].action == "PutItem"
+    assert actions["/requests"].action == "UpdateItem"
     assert actions["/requests/{id}"].action == "GetItem"
     for integration in actions.values():
         assert integration.passthrough_behavior == "never"
@@ -118,11 +118,26 @@ def test_request_template_renders_the_item(api: ApiDefinition) -> None:
     request = json.loads(rendered)
     assert request["TableName"] == "the-table"
     assert request["ConditionExpression"] == "attribute_not_exists(id)"
-    item = request["Item"]
-    assert item["id"] == {"S": "ext-1"}
-    assert item["request"] == {"S": body}
-    assert item["timeBucket"] == {"S": f"{epoch // 86_400_000}:{epoch % 4}"}
-    assert item["stateBucket"] == {"S": f"PENDING:{epoch % 4}"}
+    assert request["Key"] == {"id": {"S": "ext-1"}}
+    item = request["ExpressionAttributeValues"]
+    assert item[":request"] == {"S": body}
+    assert item[":timeBucket"] == {"S": f"{epoch // 86_400_000}:{epoch % 4}"}
+    assert item[":stateBucket"] == {"S": f"PENDING:{epoch % 4}"}
+    # Every attribute is written, each only if absent (a no-op on an idempotent retry).
+    assert request["UpdateExpression"] == "SET " + ", ".join(
+        f"{name} = if_not_exists({name}, {value})"
+        for name, value in (
+            ("#request", ":request"),
+            ("#status", ":pending"),
+            ("stateBucket", ":stateBucket"),
+            ("timeBucket", ":timeBucket"),
+            ("createdAt", ":now"),
+            ("updatedAt", ":now"),
+            ("attempts", ":zero"),
+        )
+    )
+    assert request["ExpressionAttributeNames"] == {"#request": "request", "#status": "status"}
+    assert item[":pending"] == {"S": "PENDING"} and item[":now"] == {"N": str(epoch)}
 
 
 def test_gateway_responses_come_from_the_template_with_aws_defaults_otherwise(api: ApiDefinition) -> None:

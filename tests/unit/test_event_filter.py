@@ -44,6 +44,10 @@ def template_filter() -> EventFilter:
             False,
         ),
         (_record("INSERT", new="FAILED"), False),
+        # A record of an update that changed nothing (an idempotent retry, if a stream ever wrote one).
+        (_record("MODIFY", new="PENDING", old="PENDING"), False),
+        (_record("MODIFY", new="FAILED", old="FAILED"), False),
+        (_record("MODIFY", new="SUCCEEDED", old="SUCCEEDED"), False),
     ],
 )
 def test_template_filters(template_filter: EventFilter, record: dict[str, Any], delivered: bool) -> None:

@@ -21,6 +21,7 @@ def test_reads_the_templates_variables() -> None:
         ({"TABLE_NAME": "requests", "RETENTION_DAYS": "0"}, "RETENTION_DAYS"),
         ({"TABLE_NAME": "requests", "RETENTION_DAYS": "seven"}, "RETENTION_DAYS"),
         ({"TABLE_NAME": "requests", "MAX_RETRIES": "-2"}, "MAX_RETRIES"),
+        ({"TABLE_NAME": "requests", "ALLOW_SIMULATE": "yes"}, "ALLOW_SIMULATE"),
     ],
 )
 def test_invalid_environment_is_refused(env: dict[str, str], name: str) -> None:

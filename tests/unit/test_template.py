@@ -171,10 +171,12 @@ def test_mapping_filters_exactly_new_and_redriven_requests(template: Template) -
 # ------------------------------------------------------------------------------------------------ API
 def test_put_keys_on_extended_request_id_and_never_overwrites(template: Template) -> None:
     text = _integration(template, "/requests", "put")["requestTemplates"]["application/json"]
-    assert '"id": {"S": "$context.extendedRequestId"}' in text
+    assert "#set($id = $context.extendedRequestId)" in text
+    assert '"Key": {"id": {"S": "$id"}}' in text
     # $context.requestId can be set by a client (x-amzn-RequestId): it must not reach the item at all.
     assert "$context.requestId" not in text
-    assert '"ConditionExpression": "attribute_not_exists(id)"' in text
+    assert "#set($condition = 'attribute_not_exists(id)')" in text
+    assert '"ConditionExpression": "$condition"' in text
 
 
 def _escape_calls(text: str) -> list[tuple[int, str]]:
@@ -247,11 +249,20 @@ def _member(pattern: str, text: str) -> str:
     return match.group(1)
 
 
+def names_of(names: dict[str, str], attribute: str) -> str:
+    """The placeholder (``#status``) that an ExpressionAttributeNames map gives an attribute."""
+    return next(placeholder for placeholder, name in names.items() if name == attribute)
+
+
 def test_vtl_attribute_names_match_the_item_module(template: Template) -> None:
     put = _integration(template, "/requests", "put")["requestTemplates"]["application/json"]
-    written = re.findall(r'^\s*"(\w+)": \{"(?:S|N)"', put, flags=re.MULTILINE)
+    assert f'"Key": {{"{item.ID}": {{"S": "$id"}}}}' in put
+    names = json.loads(_member(r'"ExpressionAttributeNames": (\{[^}]*\})', put))
+    update = _member(r'"UpdateExpression": "SET ([^"]*)"', put)
+    assignments = re.findall(r"([#\w]+) = (if_not_exists\([#\w]+, :\w+\))", update)
+    assert ", ".join(f"{name} = {value}" for name, value in assignments) == update  # nothing else set
+    written = [names.get(name, name) for name, _ in assignments]
     assert written == [
-        item.ID,
         item.REQUEST,
         item.STATUS,
         item.STATE_BUCKET,
@@ -260,11 +271,11 @@ def test_vtl_attribute_names_match_the_item_module(template: Template) -> None:
         item.UPDATED_AT,
         item.ATTEMPTS,
     ]
-    assert f'"{item.STATUS}": {{"S": "{item.Status.PENDING.value}"}}' in put
-    assert (
-        f'"{item.STATE_BUCKET}": {{"S": "{item.Status.PENDING.value}{item.BUCKET_SEPARATOR}$shard"}}' in put
-    )
-    assert f'"{item.TIME_BUCKET}": {{"S": "$day{item.BUCKET_SEPARATOR}$shard"}}' in put
+    values = dict(assignments)
+    assert values[names_of(names, item.STATUS)] == f"if_not_exists({names_of(names, item.STATUS)}, :pending)"
+    assert f'":pending": {{"S": "{item.Status.PENDING.value}"}}' in put
+    assert f'":stateBucket": {{"S": "{item.Status.PENDING.value}{item.BUCKET_SEPARATOR}$shard"}}' in put
+    assert f'":timeBucket": {{"S": "$day{item.BUCKET_SEPARATOR}$shard"}}' in put
     assert f"/ {item.MS_PER_DAY}" in put
 
     get = _integration(template, "/requests/{id}", "get")
@@ -337,7 +348,7 @@ def test_the_api_role_can_only_put_and_get_on_the_table(template: Template) -> N
     assert len(statements) == 1
     (statement,) = statements
     assert statement["Effect"] == "Allow"
-    assert sorted(_as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:PutItem"]
+    assert sorted(_as_list(statement["Action"])) == ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     assert _as_list(statement["Resource"]) == [template.get_att(TABLE_ID, "Arn")]
     # And both integrations assume exactly that role.
     for path, method in ROUTES:
@@ -509,3 +520,58 @@ def test_alarms_on_failure_rate_and_p99_read_the_consumers_metrics(template: Tem
     (expression,) = [m for m in rate["Metrics"] if "Expression" in m]
     assert expression["ReturnData"] is True and "failed / (failed + succeeded)" in expression["Expression"]
     assert rate["Threshold"] == template.parameter("AlarmFailureRatePercent")
+
+
+def test_the_idempotency_key_is_checked_with_one_pattern_in_request_and_response(template: Template) -> None:
+    put = _integration(template, "/requests", "put")
+    request = put["requestTemplates"]["application/json"]
+    refused = put["responses"]["4\\d{2}"]["responseTemplates"]["application/json"]
+    accepted = put["responses"]["default"]["responseTemplates"]["application/json"]
+    pattern = re.compile(r"\$idempotencyKey\.matches\('([^']*)'\)")
+    assert pattern.findall(request) == pattern.findall(refused) == ["[A-Za-z0-9._:~+=-]{1,128}"]
+    # The same id is built where it is written and where it is answered, scoped to the caller's key.
+    scoped = "$context.identity.apiKeyId:$idempotencyKey"
+    assert f'#set($id = "{scoped}")' in request
+    assert f'"id": "{scoped}"' in accepted
+    # A retry must not change the item, so it writes no stream record: every attribute only if absent.
+    update = _member(r'"UpdateExpression": "SET ([^"]*)"', request)
+    assert update.count("if_not_exists(") == update.count(" = ")
+    assert "attribute_not_exists(id) OR #request = :request" in request
+
+
+def test_every_trust_policy_is_limited_to_this_account(template: Template) -> None:
+    roles = {
+        logical_id: resource
+        for logical_id, resource in template.raw["Resources"].items()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+    assert set(roles) == {"ApiDynamoDbRole", "ApiGatewayCloudWatchRole", "ProcessorRole", "RollupsRole"}
+    for logical_id in roles:
+        document = template.resolve(roles[logical_id]["Properties"]["AssumeRolePolicyDocument"])
+        for statement in document["Statement"]:
+            assert statement["Principal"]["Service"].endswith(".amazonaws.com"), logical_id
+            source = statement["Condition"]["StringEquals"]["aws:SourceAccount"]
+            assert source == template.local.account_id, logical_id
+
+
+def test_the_account_wide_logging_role_is_left_alone_unless_asked(template: Template) -> None:
+    parameter = template.raw["Parameters"]["ConfigureApiGatewayLoggingRole"]
+    assert parameter["Default"] == "false"
+    assert template.raw["Conditions"]["CreateApiGatewayAccount"] is not None
+    for logical_id in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
+        assert template.raw["Resources"][logical_id]["Condition"] == "CreateApiGatewayAccount"
+
+
+def test_the_access_log_writes_only_values_the_gateway_makes(template: Template) -> None:
+    access_log = template.resource("RequestsApi")["Properties"]["AccessLogSetting"]["Format"]
+    entry = json.loads(access_log)  # the format is one JSON object
+    assert entry["extendedRequestId"] == "$context.extendedRequestId"
+    # $context.requestId comes from a client's x-amzn-RequestId header.
+    assert "$context.requestId" not in access_log
+
+
+def test_simulate_is_off_on_aws_unless_the_parameter_turns_it_on(template: Template) -> None:
+    parameter = template.raw["Parameters"]["AllowSimulate"]
+    assert parameter["Default"] == "false" and parameter["AllowedValues"] == ["true", "false"]
+    variables = template.resource("ProcessorFunction")["Properties"]["Environment"]["Variables"]
+    assert variables["ALLOW_SIMULATE"].name == "Ref" and variables["ALLOW_SIMULATE"].value == "AllowSimulate"

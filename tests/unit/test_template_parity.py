@@ -124,8 +124,8 @@ def test_a_changed_request_template_reaches_the_api_twin(tmp_path: Path) -> None
     copy = edited_copy(
         tmp_path,
         (
-            '                        "attempts": {"N": "0"}\n',
-            '                        "attempts": {"N": "0"},\n'
+            '                        ":zero": {"N": "0"}\n',
+            '                        ":zero": {"N": "0"},\n'
             '                        "channel": {"S": "$input.params(\'x-channel\')"}\n',
         ),
     )
