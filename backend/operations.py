@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import ResolveReason, Status
 
 from backend.api_client import ApiClient, SubmitResult
 from backend.clock import now_ms
@@ -41,7 +41,8 @@ class Pipeline:
     @classmethod
     def over(cls, store: RequestStore) -> Pipeline:
         """The pipeline of ``store``'s table, writing through the store's client."""
-        return cls(store.settings, store, RequestActions(store.client, store.table))
+        actions = RequestActions(store.client, store.table, closed_retention_days=store.settings.closed_days)
+        return cls(store.settings, store, actions)
 
     # ----------------------------------------------------------------------------------- failures
     def failure_groups(self) -> list[FailureGroup]:
@@ -61,6 +62,27 @@ class Pipeline:
     ) -> list[ActionResult]:
         require_operator(actor, "retry requests")
         return self.actions.redrive_many(ids, actor, on_batch=on_batch)
+
+    def resolve(
+        self,
+        ids: list[str],
+        reason: ResolveReason,
+        note: str,
+        actor: Actor,
+        on_batch: Callable[[list[ActionResult]], None] | None = None,
+    ) -> list[ActionResult]:
+        """Close failures without retrying them (each must still be FAILED)."""
+        require_operator(actor, "resolve failures")
+        return self.actions.resolve_many(ids, reason, note, actor, on_batch=on_batch)
+
+    def resolved_ids(self) -> list[str]:
+        """Every failure closed without a retry and not expired yet (the byState index, never a scan)."""
+        return [s.id for s in self.store.open_requests([Status.RESOLVED])]
+
+    def cancel(self, ids: list[str], actor: Actor) -> list[ActionResult]:
+        """Cancel pending requests (each one only if nothing has claimed it yet)."""
+        require_operator(actor, "cancel requests")
+        return [self.actions.cancel(request_id, actor) for request_id in dict.fromkeys(ids)]
 
     # -------------------------------------------------------------------------------------- stuck
     def trigger_health(self) -> TriggerHealth:
