@@ -17,6 +17,7 @@ from backend.computed.stuck import StuckRequest, TriggerHealth, find_stuck, reco
 from backend.roles import Actor, require_operator
 from backend.settings import Settings
 from backend.store.actions import ActionResult, RequestActions
+from backend.store.models import RequestSummary
 from backend.store.reader import RequestStore
 
 
@@ -75,9 +76,9 @@ class Pipeline:
         require_operator(actor, "resolve failures")
         return self.actions.resolve_many(ids, reason, note, actor, on_batch=on_batch)
 
-    def resolved_ids(self) -> list[str]:
-        """Every failure closed without a retry and not expired yet (the byState index, never a scan)."""
-        return [s.id for s in self.store.open_requests([Status.RESOLVED])]
+    def resolved(self) -> list[RequestSummary]:
+        """Every failure closed without a retry and not deleted yet (the byState index, never a scan)."""
+        return self.store.open_requests([Status.RESOLVED])
 
     def cancel(self, ids: list[str], actor: Actor) -> list[ActionResult]:
         """Cancel pending requests (each one only if nothing has claimed it yet)."""
