@@ -13,6 +13,7 @@ import pytest
 from streamdesk_processor import item as schema
 from streamdesk_processor.item import Status
 
+from backend.api_client import ApiClient
 from backend.settings import Settings
 from backend.template import Template
 from tests.api_fixtures import running_api
@@ -128,3 +129,23 @@ def test_a_nasty_id_is_escaped_not_injected(api: httpx.Client, ddb: Any, table_n
     answer = api.delete(f"/requests/{httpx.URL(path=nasty).path}", headers=AUTH)
     assert answer.status_code == 404, answer.text
     assert ddb.scan(TableName=table_name, Select="COUNT")["Count"] == 0
+
+
+def test_the_api_client_cancels_and_reads_each_answer(
+    api: httpx.Client, settings: Settings, ddb: Any, table_name: str
+) -> None:
+    request_id = submit(api)
+    with ApiClient(str(api.base_url), KEY) as client:
+        first = client.cancel(request_id)
+        assert (first.cancelled, first.status_code, first.status) == (True, 200, Status.CANCELLED.value)
+        again = client.cancel(request_id)
+        assert (again.cancelled, again.status_code, again.status) == (False, 409, Status.CANCELLED.value)
+        assert "only a PENDING request" in again.message
+        unknown = client.cancel("no/such id")
+        assert (unknown.status_code, unknown.status, unknown.message) == (
+            404,
+            None,
+            "No request with this id.",
+        )
+        shown = client.get(request_id).request
+        assert shown is not None and shown.status == Status.CANCELLED.value and shown.finished
