@@ -48,7 +48,8 @@ def _detail_body(settings: Settings, detail: RequestDetail) -> None:
     cols[3].metric(
         "Expires",
         formatting.fmt_expiry(s.ttl, now),
-        help="DynamoDB's TTL deletes a succeeded request after its retention; failed ones are kept.",
+        help="DynamoDB's TTL deletes a succeeded, resolved or cancelled request after its retention; "
+        "open failures are kept.",
     )
     st.caption(
         f"Created {formatting.fmt_time(s.created_at, precise=True, zone=zone)} · "
