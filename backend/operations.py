@@ -19,6 +19,7 @@ from backend.settings import Settings
 from backend.store.actions import ActionResult, RequestActions
 from backend.store.models import RequestSummary
 from backend.store.reader import RequestStore
+from backend.store.resubmit import Linked, link_resubmission
 
 
 def submit(client: ApiClient, body: str | dict[str, Any], actor: Actor) -> SubmitResult:
@@ -79,6 +80,10 @@ class Pipeline:
     def resolved(self) -> list[RequestSummary]:
         """Every failure closed without a retry and not deleted yet (the byState index, never a scan)."""
         return self.store.open_requests([Status.RESOLVED])
+
+    def link_resubmission(self, original_id: str, copy_id: str, actor: Actor) -> Linked:
+        """Link a request resubmitted as new to its original, both ways (after the API accepted it)."""
+        return link_resubmission(self.store.client, self.store.table, original_id, copy_id, actor)
 
     def cancel(self, ids: list[str], actor: Actor) -> list[ActionResult]:
         """Cancel pending requests (each one only if nothing has claimed it yet)."""

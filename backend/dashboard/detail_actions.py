@@ -12,9 +12,15 @@ from collections.abc import Callable
 from typing import Final
 
 import streamlit as st
-from streamdesk_processor.item import MAX_NOTE_CHARS, ResolveReason, Status
+from streamdesk_processor.item import (
+    MAX_NOTE_CHARS,
+    RESUBMITTED_AS,
+    RESUBMITTED_FROM,
+    ResolveReason,
+    Status,
+)
 
-from backend.dashboard import formatting, reads
+from backend.dashboard import controls, formatting, reads
 from backend.operations import Pipeline
 from backend.roles import Actor, PermissionDenied
 from backend.settings import Settings
@@ -23,13 +29,33 @@ from backend.store.calls import StoreUnavailable
 from backend.store.models import RequestDetail
 
 KEY_OUTCOME: Final = "sd_detail_outcome"  # (request id, what the latest action did)
-KEY_RESUBMIT: Final = "sd_resubmit_from"  # the request the submit page is pre-filled from
+KEY_RESUBMIT: Final = controls.KEY_RESUBMIT_FROM
 DONE: Final = {Outcome.CANCELLED, Outcome.REDRIVEN, Outcome.RESOLVED, Outcome.NOTED}
+
+
+def render_links(detail: RequestDetail) -> None:
+    """Links to the request this one was resubmitted from, and to those resubmitted from it."""
+    origin = detail.attributes.get(RESUBMITTED_FROM)
+    if isinstance(origin, str) and origin:
+        _link(origin, f"Resubmitted from {origin}")
+    copies = detail.attributes.get(RESUBMITTED_AS)
+    for copy in copies if isinstance(copies, list) else []:
+        _link(str(copy), f"Resubmitted as {copy}")
+
+
+def _link(request_id: str, label: str) -> None:
+    st.page_link(
+        "pages/requests.py",
+        label=formatting.md_escape(label),
+        icon=":material/link:",
+        query_params=formatting.detail_query(request_id),
+    )
 
 
 def render_actions(settings: Settings, actor: Actor, detail: RequestDetail) -> None:
     """The action panel of one request (nothing for a viewer)."""
     s = detail.summary
+    render_links(detail)
     _latest_outcome(s.id)
     if not actor.may_change:
         return
@@ -47,7 +73,9 @@ def render_actions(settings: Settings, actor: Actor, detail: RequestDetail) -> N
         if detail.body is not None and cols[2].button(
             "Resubmit as new", key=f"detail_resubmit_{s.id}", icon=":material/content_copy:"
         ):
+            # The submit page opens with a copy of the body; sending it makes a new request, linked back.
             st.session_state[KEY_RESUBMIT] = s.id
+            st.session_state[controls.KEY_BODY] = detail.body
             st.switch_page("pages/submit.py")
         if s.status == Status.FAILED:
             _resolve_form(settings, actor, s.id)

@@ -5,6 +5,7 @@ its detail; retry a resolved failure explicitly."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,16 +14,19 @@ from streamdesk_processor import item as attr
 from streamdesk_processor.item import ResolveReason, Status
 from streamlit.testing.v1 import AppTest
 
+from backend.dashboard import controls
 from backend.dashboard.formatting import md_escape
 from backend.local.trigger import Trigger
 from backend.settings import Settings
 from backend.template import Template
+from tests.api_fixtures import running_api
 from tests.gui.conftest import RunPage, clear_streamlit_caches, metrics, texts
 from tests.gui.test_failures_page import FAIL_ONCE_AT_CHARGE, failed, frame, group_key, report_rows
 from tests.processor_events import put_pending_item, read_item
 
 FAILURES = "pages/failures.py"
 REQUESTS = "pages/requests.py"
+SUBMIT = "pages/submit.py"
 OPERATOR = "local operator"
 
 
@@ -124,3 +128,46 @@ def test_a_resolved_failure_is_retried_explicitly_from_its_detail(
     stored = read_item(ddb, app_env.table, request_id)
     assert stored[attr.STATUS] == Status.SUCCEEDED
     assert [e[attr.TRAIL_ACTION] for e in stored[attr.TRAIL]] == ["resolve", "reopen", "retry"]
+
+
+@pytest.fixture()
+def api_url(app_env: Settings, template: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The real API twin on the test table; the dashboard is pointed at it."""
+    with running_api(app_env, template) as url:
+        monkeypatch.setenv("STREAMDESK_API_URL", url)
+        yield url
+
+
+def test_resubmit_as_new_prefills_the_form_and_links_both_ways(
+    run_page: RunPage, api_url: str, ddb: Any, app_env: Settings
+) -> None:
+    body = '{"order": 77, "note": "it\'s a copy"}'
+    original = put_pending_item(ddb, app_env.table, json.loads(body))
+    stored_body = read_item(ddb, app_env.table, original)[attr.REQUEST]
+    app = detail(run_page, original)
+    ok(app.button(key=f"detail_resubmit_{original}").click().run())
+    # The click switched to the submit page; AppTest's later runs need the page said again (the session,
+    # which carries the copy of the body, is kept).
+    ok(app.switch_page(SUBMIT).run())
+
+    # The submit page, with a copy of the body and a word on what sending does.
+    assert app.text_area(key=controls.KEY_BODY).value == stored_body
+    assert "as a new request" in texts(app)
+    ok(app.button(key="submit_send").click().run())
+    copy = metrics(app)["Request id"]
+    assert copy and copy != original
+    assert "both details link to each other" in texts(app)
+
+    assert read_item(ddb, app_env.table, copy)[attr.REQUEST] == stored_body  # a new request, same body
+    assert read_item(ddb, app_env.table, copy)[attr.RESUBMITTED_FROM] == original
+    assert read_item(ddb, app_env.table, original)[attr.RESUBMITTED_AS] == {copy}
+    links = {link.label for link in detail(run_page, original).get("page_link")}
+    assert md_escape(f"Resubmitted as {copy}") in links
+    links = {link.label for link in detail(run_page, copy).get("page_link")}
+    assert md_escape(f"Resubmitted from {original}") in links
+
+    # The form is a plain one again: the next send is not linked to anything.
+    app.text_area(key=controls.KEY_BODY).set_value('{"order": 78}').run()
+    ok(app.button(key="submit_send").click().run())
+    third = metrics(app)["Request id"]
+    assert attr.RESUBMITTED_FROM not in read_item(ddb, app_env.table, third)

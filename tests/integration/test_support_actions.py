@@ -12,6 +12,7 @@ from streamdesk_processor.item import ResolveReason, Status
 
 from backend.roles import Actor, PermissionDenied, Role
 from backend.store.actions import REDRIVE_BATCH_SIZE, Outcome, RequestActions
+from backend.store.resubmit import Linked, link_resubmission
 from tests.integration.test_request_actions import make_failed
 from tests.processor_events import put_pending_item, read_item
 
@@ -178,3 +179,29 @@ def test_a_viewer_is_refused_every_support_action(ddb: Any, table_name: str) -> 
         with pytest.raises(PermissionDenied, match="viewer"):
             attempt()
     assert (read_item(ddb, table_name, failed), read_item(ddb, table_name, pending)) == before
+
+
+def test_a_resubmission_is_linked_both_ways_on_the_trail(ddb: Any, table_name: str) -> None:
+    original = make_failed(ddb, table_name)
+    copies = [put_pending_item(ddb, table_name, {"order": n}) for n in range(2)]
+    for copy in copies:
+        assert link_resubmission(ddb, table_name, original, copy, OPERATOR) == Linked(
+            original=True, copy=True
+        )
+    stored = read_item(ddb, table_name, original)
+    assert stored[attr.RESUBMITTED_AS] == set(copies)
+    assert stored[attr.STATUS] == Status.FAILED  # a link changes no state
+    assert trail(stored) == [("resubmit", OPERATOR.name, f"as {c}") for c in copies]
+    copy = read_item(ddb, table_name, copies[0])
+    assert copy[attr.RESUBMITTED_FROM] == original and copy[attr.STATUS] == Status.PENDING
+    assert trail(copy) == [("resubmit", OPERATOR.name, f"from {original}")]
+
+    # An original gone meanwhile (expired) is said, and nothing is created for it.
+    assert link_resubmission(ddb, table_name, "gone", copies[1], OPERATOR) == Linked(
+        original=False, copy=True
+    )
+    assert ddb.get_item(TableName=table_name, Key={attr.ID: {"S": "gone"}}).get("Item") is None
+    with pytest.raises(ValueError, match="itself"):
+        link_resubmission(ddb, table_name, original, original, OPERATOR)
+    with pytest.raises(PermissionDenied, match="viewer"):
+        link_resubmission(ddb, table_name, original, copies[0], VIEWER)
