@@ -10,8 +10,11 @@ import pytest
 from streamdesk_processor import item as attr
 from streamdesk_processor.item import ResolveReason, Status
 
+from backend.operations import Pipeline
 from backend.roles import Actor, PermissionDenied, Role
+from backend.settings import Settings
 from backend.store.actions import REDRIVE_BATCH_SIZE, Outcome, RequestActions
+from backend.store.models import RequestFilter
 from backend.store.resubmit import Linked, link_resubmission
 from tests.integration.test_request_actions import make_failed
 from tests.processor_events import put_pending_item, read_item
@@ -205,3 +208,19 @@ def test_a_resubmission_is_linked_both_ways_on_the_trail(ddb: Any, table_name: s
         link_resubmission(ddb, table_name, original, original, OPERATOR)
     with pytest.raises(PermissionDenied, match="viewer"):
         link_resubmission(ddb, table_name, original, copies[0], VIEWER)
+
+
+def test_closed_requests_are_still_found_listed_and_not_open(ddb: Any, settings: Settings) -> None:
+    table = settings.table
+    resolved, still_failed = make_failed(ddb, table), make_failed(ddb, table)
+    cancelled = put_pending_item(ddb, table, {"order": 1})
+    acts = actions(ddb, table)
+    acts.resolve(resolved, ResolveReason.DUPLICATE, "", OPERATOR)
+    acts.cancel(cancelled, OPERATOR)
+    pipeline = Pipeline.connect(settings)
+    assert pipeline.failed_ids() == [still_failed]  # the open failures
+    assert [s.id for s in pipeline.resolved()] == [resolved]
+    listed = pipeline.store.list_requests(RequestFilter(states=frozenset({"RESOLVED", "CANCELLED"})), 50)
+    assert sorted(s.id for s in listed.items) == sorted([resolved, cancelled])
+    found = pipeline.store.list_requests(RequestFilter(request_id=cancelled), 50)
+    assert [s.status for s in found.items] == ["CANCELLED"]
