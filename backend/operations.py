@@ -79,7 +79,7 @@ class Pipeline:
 
     def resolved(self) -> list[RequestSummary]:
         """Every failure closed without a retry and not deleted yet (the byState index, never a scan)."""
-        return self.store.open_requests([Status.RESOLVED])
+        return self.store.resolved_requests()
 
     def link_resubmission(self, original_id: str, copy_id: str, actor: Actor) -> Linked:
         """Link a request resubmitted as new to its original, both ways (after the API accepted it)."""
