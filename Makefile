@@ -43,9 +43,10 @@ lint: install-dev  ## ruff and mypy
 demo: install  ## Send sample requests through every state to the running stack
 	$(BIN)/streamdesk demo
 
-bench: install-dev  ## Pipeline latency vs raw PutItem; overview at 10,000 and 100,000 requests vs a raw scan
+bench: install-dev  ## Pipeline latency vs raw PutItem; overview at 10,000 and 100,000 requests vs a raw scan; cancel vs raw UpdateItem
 	$(BIN)/python scripts/bench_pipeline.py --requests 200 --rate 10
 	$(BIN)/python scripts/bench_overview.py --sizes 10000 100000
+	$(BIN)/python scripts/bench_support.py --requests 200
 
 dashboard: install  ## Only the dashboard (e.g. STREAMDESK_STACK=name make dashboard for a deployed stack)
 	$(BIN)/streamdesk dashboard

@@ -1,7 +1,7 @@
 """The support workflow in a real browser against the whole local stack: a group of failures is resolved
 with a reason (the confirm step, the open counts drop, the trail shows in the detail); with the trigger
-stopped, one pending request is cancelled through ``DELETE /requests/{id}`` and another from its detail,
-and the overview counts both. Screenshots go to test-output/screenshots/."""
+stopped, one pending request is cancelled through ``DELETE /requests/{id}`` and another from its detail
+(then resubmitted as new), and the overview counts both. Screenshots go to test-output/screenshots/."""
 
 from __future__ import annotations
 
@@ -100,11 +100,23 @@ def test_pending_requests_are_cancelled_through_delete_and_from_the_dashboard(
     _settle_and_shoot(page, screenshots / "detail-cancelled.png")
     assert read_item(ddb, table, by_hand)[attr.STATUS] == "CANCELLED"
 
+    # Changed their mind: resubmit it as a new request, linked both ways.
+    page.get_by_role("button", name="Resubmit as new").click()
+    expect(page.get_by_role("heading", name="Submit a request")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("as a new request", exact=False)).to_be_visible(timeout=WAIT_MS)
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_text("both details link to each other", exact=False)).to_be_visible(timeout=WAIT_MS)
+    copies = read_item(ddb, table, by_hand)[attr.RESUBMITTED_AS]
+    assert len(copies) == 1
+    (copy,) = copies
+    assert read_item(ddb, table, copy)[attr.REQUEST] == read_item(ddb, table, by_hand)[attr.REQUEST]
+    assert read_item(ddb, table, copy)[attr.RESUBMITTED_FROM] == by_hand
+
     _open(page, f"{base}/requests?id={by_api}", "Request detail")
     expect(_metric(page, "Status")).to_have_text("CANCELLED", timeout=WAIT_MS)
     expect(page.get_by_text("cancel by api").first).to_be_attached(timeout=WAIT_MS)
 
     _open(page, base + "/", "Overview")
     expect(_metric(page, "Cancelled")).to_have_text("2", timeout=WAIT_MS)
-    expect(_metric(page, "Pending now")).to_have_text("0", timeout=WAIT_MS)
+    expect(_metric(page, "Pending now")).to_have_text("1", timeout=WAIT_MS)  # the resubmitted copy
     context.close()
