@@ -43,12 +43,13 @@ lint: install-dev  ## ruff and mypy
 demo: install  ## Send sample requests through every state to the running stack
 	$(BIN)/streamdesk demo
 
-bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview vs a raw scan; rollups vs a naive counter; PUT with vs without Idempotency-Key
+bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview vs a raw scan; rollups vs a naive counter; PUT with vs without Idempotency-Key; cancel vs raw UpdateItem
 	$(BIN)/python scripts/bench_throughput.py
 	$(BIN)/python scripts/bench_pipeline.py --requests 200 --rate 10
 	$(BIN)/python scripts/bench_overview.py --sizes 10000 100000
 	$(BIN)/python scripts/bench_rollups.py --requests 300 --batch 100
 	$(BIN)/python scripts/bench_idempotency.py --requests 300
+	$(BIN)/python scripts/bench_support.py --requests 200
 
 chaos: install-dev  ## Longer chaos run: rounds of SIGKILL to DynamoDB Local, the API and the trigger under load
 	STREAMDESK_CHAOS_ROUNDS=4 STREAMDESK_CHAOS_REQUESTS=60 $(BIN)/pytest tests/e2e/test_chaos.py -s

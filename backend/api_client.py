@@ -1,7 +1,7 @@
 """The HTTP client of the requests API, used by the dashboard's form and the command line.
 
-It speaks the public contract only (``PUT /requests``, ``GET /requests/{id}``, ``x-api-key``), so it works
-the same against the local API twin and a deployed stage (``https://.../v1``).
+It speaks the public contract only (``PUT /requests``, ``GET`` and ``DELETE /requests/{id}``, ``x-api-key``),
+so it works the same against the local API twin and a deployed stage (``https://.../v1``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from streamdesk_processor import item
 
 from backend.settings import Settings
 
-__all__ = ["ApiClient", "ApiUnreachable", "PublicRequest", "StatusResult", "SubmitResult"]
+__all__ = ["ApiClient", "ApiUnreachable", "CancelResult", "PublicRequest", "StatusResult", "SubmitResult"]
 
 
 class ApiUnreachable(ConnectionError):
@@ -108,6 +108,19 @@ class StatusResult:
         return PublicRequest.of(self.fields) if self.found and self.fields is not None else None
 
 
+@dataclass(frozen=True)
+class CancelResult:
+    """The answer to ``DELETE /requests/{id}``: 200 cancelled, 409 with the status it has, 404 unknown."""
+
+    status_code: int
+    status: str | None  # CANCELLED on 200; the current status on 409
+    message: str
+
+    @property
+    def cancelled(self) -> bool:
+        return self.status_code == 200
+
+
 def _decode(response: httpx.Response) -> dict[str, Any] | None:
     try:
         value = response.json()
@@ -170,6 +183,14 @@ class ApiClient:
         if response.status_code == 200 and payload is not None:
             return StatusResult(200, payload, "OK")
         return StatusResult(response.status_code, None, _message(response, payload))
+
+    def cancel(self, request_id: str) -> CancelResult:
+        """Cancel a request that has not started (see :class:`CancelResult` for the answers)."""
+        response = self._send("DELETE", f"/requests/{quote(request_id, safe='')}")
+        payload = _decode(response)
+        status = payload.get(item.STATUS) if payload is not None else None
+        message = "Cancelled" if response.status_code == 200 else _message(response, payload)
+        return CancelResult(response.status_code, status if isinstance(status, str) else None, message)
 
     def close(self) -> None:
         self._client.close()

@@ -131,6 +131,54 @@ def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if all(r.outcome is not Outcome.ERROR for r in results) else 1
 
 
+def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
+    """Close failures without retrying them; the same choice of requests and confirmation as ``retry``."""
+    from backend.operations import Pipeline
+    from backend.store.actions import resolution_input
+
+    try:
+        reason, note = resolution_input(args.reason, args.note)
+    except ValueError as error:  # refused before anything is read or written
+        print(f"streamdesk resolve: {error}", file=sys.stderr)
+        return 2
+    pipeline = Pipeline.connect(settings)
+    if args.id:
+        ids = list(args.id)
+    elif args.error_group:
+        ids = pipeline.failed_ids(args.error_group)
+        if not ids:
+            print(f"no failed requests in error group {args.error_group}", file=sys.stderr)
+            return 1
+    else:
+        ids = pipeline.failed_ids()
+    if not ids:
+        print("no failed requests")
+        return 0
+    bulk = len(ids) > 1 or not args.id
+    question = f"Resolve {len(ids)} failed request(s) on table {settings.table} as {reason.value!r}?"
+    if bulk and not _confirm(question, args.yes):
+        return 1
+    results = pipeline.resolve(
+        ids, reason, note, _cli_actor(args), on_batch=lambda batch: print(f"... {len(batch)} done")
+    )
+    _print_results(results)
+    return 0 if all(r.outcome is not Outcome.ERROR for r in results) else 1
+
+
+def cmd_cancel(settings: Settings, args: argparse.Namespace) -> int:
+    """Cancel pending requests by id (each only if nothing has claimed it yet); more than one asks first."""
+    from backend.operations import Pipeline
+
+    ids = list(dict.fromkeys(args.id))
+    if len(ids) > 1 and not _confirm(
+        f"Cancel {len(ids)} pending request(s) on table {settings.table}?", args.yes
+    ):
+        return 1
+    results = Pipeline.connect(settings).cancel(ids, _cli_actor(args))
+    _print_results(results)
+    return 0 if all(r.outcome is Outcome.CANCELLED for r in results) else 1
+
+
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from backend.operations import Pipeline
 
@@ -186,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     retry.add_argument("--as", dest="actor", help="name recorded as who retried (default user@host)")
     retry.set_defaults(func=cmd_retry)
+    _add_resolve_and_cancel(sub)
     rec = sub.add_parser("reconcile", help="find stuck requests and hand back those a redrive can fix")
     rec.add_argument("--stuck-after", type=float, help="seconds idle before a request counts as stuck")
     rec.add_argument("--every", type=float, help="repeat every N seconds (implies --yes)")
@@ -193,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--as", dest="actor", help="name recorded as who reconciled (default user@host)")
     rec.set_defaults(func=cmd_reconcile)
     return parser
+
+
+def _add_resolve_and_cancel(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from streamdesk_processor.item import ResolveReason
+
+    resolve = sub.add_parser("resolve", help="close failed requests without retrying them")
+    which = resolve.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", action="append", help="a failed request's id (repeatable)")
+    which.add_argument("--error-group", help="every failed request of this error group (its key)")
+    which.add_argument("--all-failed", action="store_true", help="every failed request")
+    resolve.add_argument("--reason", required=True, choices=[r.value for r in ResolveReason], help="why")
+    resolve.add_argument("--note", default="", help="free text, e.g. a ticket (needed with --reason other)")
+    resolve.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    resolve.add_argument("--as", dest="actor", help="name recorded as who resolved (default user@host)")
+    resolve.set_defaults(func=cmd_resolve)
+    cancel = sub.add_parser("cancel", help="cancel pending requests that nothing has claimed yet")
+    cancel.add_argument("--id", action="append", required=True, help="a pending request's id (repeatable)")
+    cancel.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    cancel.add_argument("--as", dest="actor", help="name recorded as who cancelled (default user@host)")
+    cancel.set_defaults(func=cmd_cancel)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

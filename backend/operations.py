@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import ResolveReason, Status
 
 from backend.api_client import ApiClient, SubmitResult
 from backend.clock import now_ms
@@ -17,7 +17,9 @@ from backend.computed.stuck import StuckRequest, TriggerHealth, find_stuck, reco
 from backend.roles import Actor, require_operator
 from backend.settings import Settings
 from backend.store.actions import ActionResult, RequestActions
+from backend.store.models import RequestSummary
 from backend.store.reader import RequestStore
+from backend.store.resubmit import Linked, link_resubmission
 
 
 def submit(client: ApiClient, body: str | dict[str, Any], actor: Actor) -> SubmitResult:
@@ -41,7 +43,8 @@ class Pipeline:
     @classmethod
     def over(cls, store: RequestStore) -> Pipeline:
         """The pipeline of ``store``'s table, writing through the store's client."""
-        return cls(store.settings, store, RequestActions(store.client, store.table))
+        actions = RequestActions(store.client, store.table, closed_retention_days=store.settings.closed_days)
+        return cls(store.settings, store, actions)
 
     # ----------------------------------------------------------------------------------- failures
     def failure_groups(self) -> list[FailureGroup]:
@@ -61,6 +64,31 @@ class Pipeline:
     ) -> list[ActionResult]:
         require_operator(actor, "retry requests")
         return self.actions.redrive_many(ids, actor, on_batch=on_batch)
+
+    def resolve(
+        self,
+        ids: list[str],
+        reason: ResolveReason,
+        note: str,
+        actor: Actor,
+        on_batch: Callable[[list[ActionResult]], None] | None = None,
+    ) -> list[ActionResult]:
+        """Close failures without retrying them (each must still be FAILED)."""
+        require_operator(actor, "resolve failures")
+        return self.actions.resolve_many(ids, reason, note, actor, on_batch=on_batch)
+
+    def resolved(self) -> list[RequestSummary]:
+        """Every failure closed without a retry and not deleted yet (the byState index, never a scan)."""
+        return self.store.resolved_requests()
+
+    def link_resubmission(self, original_id: str, copy_id: str, actor: Actor) -> Linked:
+        """Link a request resubmitted as new to its original, both ways (after the API accepted it)."""
+        return link_resubmission(self.store.client, self.store.table, original_id, copy_id, actor)
+
+    def cancel(self, ids: list[str], actor: Actor) -> list[ActionResult]:
+        """Cancel pending requests (each one only if nothing has claimed it yet)."""
+        require_operator(actor, "cancel requests")
+        return [self.actions.cancel(request_id, actor) for request_id in dict.fromkeys(ids)]
 
     # -------------------------------------------------------------------------------------- stuck
     def trigger_health(self) -> TriggerHealth:

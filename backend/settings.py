@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     time_index_shards: int | None = Field(
         None, ge=1, le=32, description="Write shards of the indexes; the template's parameter if unset."
     )
+    closed_retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=3650,
+        description="Days resolved or cancelled requests are kept; the template's if unset.",
+    )
 
     # Behaviour of the dashboard.
     refresh_seconds: float = Field(5.0, ge=1.0, description="Auto-refresh interval (1 second at least).")
@@ -162,6 +168,13 @@ class Settings(BaseSettings):
         if self.time_index_shards is not None:
             return self.time_index_shards
         return Template(default_raw_template()).int_parameter("TimeIndexShards")
+
+    @property
+    def closed_days(self) -> int:
+        """How many days a resolved or cancelled request is kept (template parameter by default)."""
+        if self.closed_retention_days is not None:
+            return self.closed_retention_days
+        return Template(default_raw_template()).int_parameter("ClosedRetentionDays")
 
     @cached_property
     def api_key(self) -> str:

@@ -1,8 +1,9 @@
-"""Failures: failed requests grouped by cause, their samples, and retry (one, the selected, or a group).
+"""Failures: failed requests grouped by cause, their samples, and retry or resolve (one, the selected, or a
+group). Resolving closes a failure without retrying it, with a reason; resolved failures are shown on demand.
 
-Retries are for operators (``backend/roles.py``): a viewer sees the same groups and samples and no control,
-and the backend refuses a viewer's retry anyway. A bulk retry asks for confirmation, runs in bounded batches
-with a progress bar, and reports what happened to each request, following them until they finish.
+Retries and resolutions are for operators (``backend/roles.py``): a viewer sees the same groups and samples
+and no control, and the backend refuses a viewer's change anyway. A bulk action asks for confirmation, runs
+in bounded batches with a progress bar, and reports what happened to each request, following them.
 Bodies, errors and tracebacks are shown as text (``st.code``), never as HTML or Markdown.
 """
 
@@ -13,7 +14,7 @@ from typing import Any, Final
 
 import pandas as pd
 import streamlit as st
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import MAX_NOTE_CHARS, ResolveReason, Status
 
 from backend.computed.failures import FailureGroup
 from backend.dashboard import controls, formatting, notices, reads, sign_in
@@ -21,7 +22,7 @@ from backend.roles import Actor, PermissionDenied
 from backend.store.actions import ActionResult, Outcome
 from backend.store.calls import StoreUnavailable
 
-KEY_PENDING: Final = "sd_failures_pending"  # a bulk retry waiting for confirmation
+KEY_PENDING: Final = "sd_failures_pending"  # a bulk retry or resolution waiting for confirmation
 KEY_REPORT: Final = "sd_failures_report"  # what the latest retry did, request by request
 SAMPLES_SHOWN: Final = 10
 SELECTABLE: Final = 500  # requests of a group offered for selection (a whole group has no limit)
@@ -29,12 +30,21 @@ FOLLOWED: Final = 100  # requests of a report whose status is followed live
 
 
 @dataclass(frozen=True)
+class Resolution:
+    """Why a selection or a group is closed without a retry."""
+
+    reason: ResolveReason
+    note: str
+
+
+@dataclass(frozen=True)
 class RetryReport:
-    """What the latest retry did, kept in the session until dismissed."""
+    """What the latest retry (or resolution) did, kept in the session until dismissed."""
 
     what: str
     results: list[tuple[str, str, str]]  # id, outcome, detail
     at: int  # epoch ms
+    action: str = "retry"
 
 
 settings = reads.app_settings()
@@ -42,50 +52,68 @@ actor = sign_in.page_actor(settings)
 
 
 # ------------------------------------------------------------------------------------ retrying
-def _retry(ids: list[str], what: str, who: Actor) -> None:
-    """Retry ``ids`` in bounded batches with a progress bar; the report is kept in the session."""
+def _retry(ids: list[str], what: str, who: Actor, resolution: Resolution | None = None) -> None:
+    """Retry (or, with a ``resolution``, resolve) ``ids`` in bounded batches with a progress bar; the
+    report is kept in the session."""
     total = len(ids)
-    progress = st.progress(0.0, text=f"Retrying {total} request(s)…")
+    action = "retry" if resolution is None else "resolve"
+    progress = st.progress(
+        0.0, text=f"{'Retrying' if resolution is None else 'Resolving'} {total} request(s)…"
+    )
     done: list[ActionResult] = []
 
     def on_batch(batch: list[ActionResult]) -> None:
         done.extend(batch)
         progress.progress(len(done) / max(total, 1), text=f"{len(done)} of {total} done")
 
+    pipeline = reads.pipeline_for(settings)
     try:
-        results = reads.pipeline_for(settings).retry(ids, who, on_batch=on_batch)
-    except PermissionDenied as error:
+        if resolution is None:
+            results = pipeline.retry(ids, who, on_batch=on_batch)
+        else:
+            results = pipeline.resolve(ids, resolution.reason, resolution.note, who, on_batch=on_batch)
+    except (PermissionDenied, ValueError) as error:
         st.error(str(error))
         return
     except StoreUnavailable as error:
-        st.error(f"The retry stopped: {error}. {len(done)} of {total} request(s) were handled.")
+        st.error(f"The {action} stopped: {error}. {len(done)} of {total} request(s) were handled.")
         results = done
     st.session_state[KEY_REPORT] = RetryReport(
-        what, [(r.request_id, r.outcome.value, r.detail) for r in results], reads.now_ms()
+        what, [(r.request_id, r.outcome.value, r.detail) for r in results], reads.now_ms(), action
     )
     st.session_state.pop(KEY_PENDING, None)
     reads.clear_caches()
     st.rerun()
 
 
-def _ask(ids: list[str], what: str, group_key: str) -> None:
-    st.session_state[KEY_PENDING] = {"ids": ids, "what": what, "group": group_key}
+def _ask(ids: list[str], what: str, group_key: str, resolution: Resolution | None = None) -> None:
+    st.session_state[KEY_PENDING] = {"ids": ids, "what": what, "group": group_key, "resolve_as": resolution}
 
 
 def _confirmation(group: FailureGroup) -> None:
-    """The confirm step of a bulk retry asked for in this group."""
+    """The confirm step of a bulk retry or resolution asked for in this group."""
     pending: dict[str, Any] | None = st.session_state.get(KEY_PENDING)
     if not pending or pending.get("group") != group.key:
         return
     ids: list[str] = pending["ids"]
-    st.warning(
-        f"Retry {len(ids)} request(s) ({pending['what']})? Each {Status.FAILED} one goes back to "
-        f"{Status.PENDING} and is processed again from its first unfinished step; requests no longer "
-        f"{Status.FAILED} are left as they are."
-    )
+    resolution: Resolution | None = pending.get("resolve_as")
+    if resolution is None:
+        st.warning(
+            f"Retry {len(ids)} request(s) ({pending['what']})? Each {Status.FAILED} one goes back to "
+            f"{Status.PENDING} and is processed again from its first unfinished step; requests no longer "
+            f"{Status.FAILED} are left as they are."
+        )
+    else:
+        st.warning(
+            f"Resolve {len(ids)} request(s) ({pending['what']}) as “{resolution.reason}” without retrying "
+            f"them? Each {Status.FAILED} one becomes {Status.RESOLVED}: it leaves the open failures, is kept "
+            f"{settings.closed_days} days, and can still be retried from its detail; requests no longer "
+            f"{Status.FAILED} are left as they are."
+        )
+    verb = "retry" if resolution is None else "resolve"
     confirm, cancel = st.columns([1, 4])
-    if confirm.button(f"Confirm: retry {len(ids)}", type="primary", key=f"fail_confirm_{group.key}"):
-        _retry(ids, pending["what"], actor)
+    if confirm.button(f"Confirm: {verb} {len(ids)}", type="primary", key=f"fail_confirm_{group.key}"):
+        _retry(ids, pending["what"], actor, resolution)
     if cancel.button("Cancel", key=f"fail_cancel_{group.key}"):
         st.session_state.pop(KEY_PENDING, None)
         st.rerun()
@@ -101,7 +129,7 @@ def _report() -> None:
     for _, outcome, _ in results:
         counts[outcome] = counts.get(outcome, 0) + 1
     with st.container(border=True):
-        st.subheader("Latest retry")
+        st.subheader(f"Latest {report.action}")
         st.caption(
             f"{report.what}, at {formatting.fmt_time(report.at, zone=formatting.display_zone())}: "
             + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
@@ -110,7 +138,9 @@ def _report() -> None:
         @st.fragment(run_every=controls.refresh_interval(settings))
         def follow() -> None:
             followed = [
-                request_id for request_id, outcome, _ in results[:FOLLOWED] if outcome == Outcome.REDRIVEN
+                request_id
+                for request_id, outcome, _ in results[:FOLLOWED]
+                if outcome in (Outcome.REDRIVEN, Outcome.RESOLVED)
             ]
             try:
                 # Only ids and statuses travel: the retried requests' bodies and tracebacks stay put.
@@ -229,9 +259,9 @@ def _group(group: FailureGroup) -> None:
 
     if not actor.may_change:
         return
-    st.markdown("**Retry**")
+    st.markdown("**Retry or resolve**")
     selected = st.multiselect(
-        "Requests to retry",
+        "Requests to retry or resolve",
         group.request_ids[:SELECTABLE],
         key=f"fail_select_{group.key}",
         placeholder="choose ids, or retry the whole group",
@@ -243,7 +273,58 @@ def _group(group: FailureGroup) -> None:
         _ask(list(selected), f"{len(selected)} selected of group {group.key}", group.key)
     if right.button(f"Retry the whole group ({group.count})", key=f"fail_retry_group_{group.key}"):
         _ask(list(group.request_ids), f"the whole group {group.key}", group.key)
+    _resolve_controls(group, list(selected))
     _confirmation(group)
+
+
+def _resolve_controls(group: FailureGroup, selected: list[str]) -> None:
+    """Close the selected requests, or the whole group, without retrying them: a reason and a note."""
+    left, right = st.columns([1, 2])
+    reason = left.selectbox("Reason", list(ResolveReason), key=f"fail_reason_{group.key}")
+    note = right.text_input(
+        "Note (a ticket, a sentence; needed for “other”)",
+        max_chars=MAX_NOTE_CHARS,
+        key=f"fail_note_{group.key}",
+    )
+    resolution = Resolution(reason or ResolveReason.OTHER, note)
+    left, right = st.columns(2)
+    if left.button(
+        f"Resolve selected ({len(selected)})", key=f"fail_resolve_selected_{group.key}", disabled=not selected
+    ):
+        _ask(selected, f"{len(selected)} selected of group {group.key}", group.key, resolution)
+    if right.button(f"Resolve the whole group ({group.count})", key=f"fail_resolve_group_{group.key}"):
+        _ask(list(group.request_ids), f"the whole group {group.key}", group.key, resolution)
+
+
+def _resolved_section() -> None:
+    """Failures closed without a retry and not expired yet: shown on demand, never counted as open."""
+    try:
+        resolved = reads.cached_resolved(settings)
+    except StoreUnavailable as error:
+        notices.cannot_read(error)
+        return
+    st.subheader(f"{len(resolved)} resolved failure(s), kept {settings.closed_days} days each")
+    zone = formatting.display_zone()
+    table = pd.DataFrame(
+        [
+            {
+                "id": s.id,
+                "error type": s.error_type or "",
+                "message": s.error_message or "",
+                "resolved": formatting.fmt_time(s.updated_at, zone=zone),
+                "expires": formatting.fmt_expiry(s.ttl, reads.now_ms()),
+                "open": formatting.detail_href(s.id),
+            }
+            for s in resolved
+        ],
+        columns=["id", "error type", "message", "resolved", "expires", "open"],
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="fail_resolved_table",
+        column_config={"open": st.column_config.LinkColumn("open", display_text="open detail")},
+    )
 
 
 # ------------------------------------------------------------------------------------ page
@@ -253,7 +334,8 @@ st.caption(
     "Use Refresh now in the sidebar to read them again."
 )
 if not actor.may_change:
-    st.info(f"You are a {actor.role.value}: you see every failure; retrying is for operators.")
+    st.info(f"You are a {actor.role.value}: you see every failure; retrying and resolving are for operators.")
+show_resolved = st.toggle("Also show resolved failures", key="fail_show_resolved")
 _report()
 try:
     failure_groups = reads.cached_failure_groups(settings)
@@ -272,3 +354,5 @@ else:
         # Error types and messages come from requests: literal text, never Markdown links or images.
         with st.expander(f"{formatting.md_escape(title)} ({failure_group.count})", expanded=number == 0):
             _group(failure_group)
+if show_resolved:
+    _resolved_section()

@@ -49,6 +49,9 @@ def _metrics(overview: Overview) -> None:
         "Expired", counts.expired, help="Not live: the TTL passed, DynamoDB has not deleted them yet."
     )
     range_cols[7].metric("Stuck", counts.stuck)
+    closed_cols = st.columns(8)
+    closed_cols[0].metric("Cancelled", counts.cancelled, help="Withdrawn while pending.")
+    closed_cols[1].metric("Resolved", counts.resolved, help="Failures closed by a person without a retry.")
     if counts.unknown or live.unknown:
         st.warning(
             f"{max(counts.unknown, live.unknown)} request(s) have a missing or unrecognised status; "

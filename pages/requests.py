@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import streamlit as st
 
-from backend.dashboard import controls, export, formatting, notices, reads, sign_in
+from backend.dashboard import controls, detail_actions, export, formatting, notices, reads, sign_in
 from backend.settings import Settings
 from backend.store.calls import StoreUnavailable
 from backend.store.models import RecordedError, RequestDetail, RequestFilter
 
 settings = reads.app_settings()
-sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
+actor = sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
 
 
 # ------------------------------------------------------------------------------------ detail
@@ -30,6 +30,7 @@ def render_detail(settings: Settings, request_id: str) -> None:
     detail = notices.detail_or_notice(settings, request_id, f"No request with id {{id}} in table {table}.")
     if detail is None:
         return
+    detail_actions.render_actions(settings, actor, detail)
     _detail_body(settings, detail)
 
 
@@ -47,7 +48,8 @@ def _detail_body(settings: Settings, detail: RequestDetail) -> None:
     cols[3].metric(
         "Expires",
         formatting.fmt_expiry(s.ttl, now),
-        help="DynamoDB's TTL deletes a succeeded request after its retention; failed ones are kept.",
+        help="DynamoDB's TTL deletes a succeeded, resolved or cancelled request after its retention; "
+        "open failures are kept.",
     )
     st.caption(
         f"Created {formatting.fmt_time(s.created_at, precise=True, zone=zone)} · "

@@ -16,6 +16,7 @@ from backend.api_client import ApiClient, ApiUnreachable, SubmitResult
 from backend.dashboard import controls, formatting, reads, sign_in
 from backend.roles import PermissionDenied
 from backend.samples import SAMPLES
+from backend.store.calls import StoreUnavailable
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,8 @@ class SendOutcome:
     refused: str | None = None
     unreachable: str | None = None
     answer: SubmitResult | None = None
+    resubmitted_from: str | None = None  # the original, when this send was "resubmit as new"
+    link_problem: str | None = None  # why the two could not be linked (the new request is stored anyway)
 
 
 @dataclass(frozen=True)
@@ -65,11 +68,42 @@ def _send(text: str) -> None:
         st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(unreachable=str(error))
         return
     st.session_state[controls.KEY_LAST_SUBMIT] = SendOutcome(answer=result)
+    original = st.session_state.get(controls.KEY_RESUBMIT_FROM)
+    if result.accepted and result.id and original:
+        st.session_state[controls.KEY_LAST_SUBMIT] = _linked(original, result)
     if result.id and 200 <= result.status_code < 300:
         sent: list[Sent] = st.session_state.setdefault(controls.KEY_SENT, [])
         example = st.session_state.get(controls.KEY_EXAMPLE) or "(typed)"
         sent.insert(0, Sent(result.id, reads.now_ms(), example, result.status_code, result.elapsed_ms))
         del sent[MAX_SENT_SHOWN:]
+
+
+def _linked(original: str, result: SubmitResult) -> SendOutcome:
+    """Link an accepted resubmission to its original, both ways; the form is a plain one again after."""
+    assert result.id is not None
+    st.session_state.pop(controls.KEY_RESUBMIT_FROM, None)
+    try:
+        linked = reads.pipeline_for(settings).link_resubmission(
+            original, result.id, sign_in.page_actor(settings)
+        )
+    except (PermissionDenied, StoreUnavailable) as error:
+        return SendOutcome(answer=result, resubmitted_from=original, link_problem=str(error))
+    problem = None if linked.original else f"the original {original} no longer exists"
+    return SendOutcome(answer=result, resubmitted_from=original, link_problem=problem)
+
+
+def _resubmit_banner() -> None:
+    original = st.session_state.get(controls.KEY_RESUBMIT_FROM)
+    if not original:
+        return
+    st.info(
+        f"Resubmitting {formatting.md_escape(original)} as a new request: the body below is a copy of its "
+        "body. Sending creates a new request with a new id, linked to the original in both details."
+    )
+    if st.button("Start from a blank form instead", key="submit_resubmit_drop"):
+        st.session_state.pop(controls.KEY_RESUBMIT_FROM, None)
+        st.session_state.pop(controls.KEY_BODY, None)
+        st.rerun()
 
 
 def _show_outcome(outcome: SendOutcome) -> str | None:
@@ -95,6 +129,14 @@ def _show_outcome(outcome: SendOutcome) -> str | None:
             st.code(str(answer.message), language="text")
         return None
     st.success("Accepted: the request is stored and waits for processing.")
+    if outcome.resubmitted_from:
+        original = formatting.md_escape(outcome.resubmitted_from)
+        if outcome.link_problem:
+            st.warning(
+                f"Resubmitted from {original}, but not linked: {formatting.md_escape(outcome.link_problem)}"
+            )
+        else:
+            st.caption(f"Resubmitted from {original}; both details link to each other.")
     return str(answer.id)
 
 
@@ -194,6 +236,7 @@ st.caption(f"Sent with the API key to `PUT {settings.api_base_url}/requests`, li
 if not sign_in.page_actor(settings).may_change:  # roles (issue 4): sending is for operators
     st.info("You are a viewer: sending requests is for operators.")
     st.stop()
+_resubmit_banner()
 st.selectbox(
     "Start from an example",
     list(SAMPLES),

@@ -6,6 +6,8 @@ Conventions (the tests pin the boundaries):
 - EXPIRING: succeeded and not expired, ``ttl`` within the horizon (``ttl - now <= horizon``).
 - STUCK: pending or processing for strictly longer than ``stuck_after``: PROCESSING measured from
   ``startedAt`` (``createdAt`` if missing), PENDING from the later of ``createdAt`` and ``redrivenAt``.
+- CANCELLED, RESOLVED: closed by a person (a cancelled pending request, a failure closed without a retry);
+  EXPIRED like a success once their ``ttl`` has passed.
 - UNKNOWN: a missing or unrecognised status.
 """
 
@@ -52,6 +54,8 @@ class Category(StrEnum):
     PROCESSING = "PROCESSING"
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    RESOLVED = "RESOLVED"
     EXPIRING = "EXPIRING"
     EXPIRED = "EXPIRED"
     STUCK = "STUCK"
@@ -96,6 +100,9 @@ def categories(
         return frozenset({Category.SUCCEEDED})
     if s.status == Status.FAILED:
         return frozenset({Category.FAILED})
+    if s.status in (Status.CANCELLED, Status.RESOLVED):
+        expired = s.ttl is not None and s.ttl * 1000 <= now_ms
+        return frozenset({Category.EXPIRED if expired else Category(s.status)})
     if s.status in (Status.PENDING, Status.PROCESSING):
         found = {Category(s.status)}
         if stuck_for_ms(s, now_ms, stuck_after_ms) is not None:
@@ -112,6 +119,8 @@ class StateCounts:
     processing: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0
+    resolved: int = 0
     expiring: int = 0
     expired: int = 0
     stuck: int = 0
@@ -139,6 +148,8 @@ def count_states(
         processing=totals[Category.PROCESSING],
         succeeded=totals[Category.SUCCEEDED],
         failed=totals[Category.FAILED],
+        cancelled=totals[Category.CANCELLED],
+        resolved=totals[Category.RESOLVED],
         expiring=totals[Category.EXPIRING],
         expired=totals[Category.EXPIRED],
         stuck=totals[Category.STUCK],

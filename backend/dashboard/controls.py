@@ -34,6 +34,7 @@ KEY_EXAMPLE: Final = "sd_submit_example"
 KEY_LAST_SUBMIT: Final = "sd_submit_last"
 KEY_SENT: Final = "sd_submit_sent"  # what this browser session sent, newest first
 KEY_FOLLOW_DONE: Final = "sd_submit_follow_done"  # ids seen in a final state: no more polling
+KEY_RESUBMIT_FROM: Final = "sd_submit_resubmit_from"  # the request whose body the submit form holds a copy of
 
 # ------------------------------------------------------------------------------------ constants
 REFRESH_FLOOR_SECONDS: Final = 1.0

@@ -9,6 +9,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
+from streamdesk_processor.item import RESOLUTION, TRAIL
+
 from backend.dashboard.formatting import json_default
 from backend.store.models import RequestDetail
 
@@ -26,6 +28,8 @@ EXPORT_COLUMNS: Final = (
     "errorStep",
     "steps",
     "result",
+    RESOLUTION,
+    TRAIL,
     "request",
 )
 
@@ -46,8 +50,15 @@ def _export_row(d: RequestDetail) -> dict[str, Any]:
         "errorStep": s.error_step,
         "steps": ",".join(d.steps),
         "result": json.dumps(d.result, ensure_ascii=False, sort_keys=True) if d.result else "",
+        # Who closed a failure and why, and every action by a person, as compact JSON (as stored).
+        RESOLUTION: _compact(d.attributes.get(RESOLUTION)),
+        TRAIL: _compact(d.attributes.get(TRAIL)),
         "request": d.body,
     }
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=json_default) if value else ""
 
 
 # A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...), +cmd|...).

@@ -13,10 +13,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 import streamlit as st
+from streamdesk_processor.item import TrailAction
 
 from backend.computed.stats import Category, categories
 from backend.settings import Settings
 from backend.store.models import RequestDetail, RequestSummary
+from backend.store.trail import trail_of
 
 NO_VALUE: Final = "—"
 CHART_MARGIN: Final = {"t": 40, "b": 10, "l": 10, "r": 10}  # every chart's, around its title
@@ -182,8 +184,12 @@ def timeline_frame(detail: RequestDetail, zone: ZoneInfo | None = None) -> pd.Da
     marks: list[tuple[str, int]] = []
     if s.created_at is not None:
         marks.append(("accepted by the API", s.created_at))
-    if s.redriven_at is not None:
-        marks.append(("redriven by a person", s.redriven_at))
+    trail = trail_of(detail.attributes)
+    for entry in trail:
+        if entry.at is not None:
+            marks.append((trail_label(entry.action, entry.by, entry.text), entry.at))
+    if s.redriven_at is not None and not any(e.action == TrailAction.RETRY for e in trail):
+        marks.append(("redriven by a person", s.redriven_at))  # an older item, from before the trail
     if s.started_at is not None:
         marks.append((f"processing started (attempt {s.attempts})", s.started_at))
     for name, step in detail.steps.items():
@@ -208,6 +214,12 @@ def timeline_frame(detail: RequestDetail, zone: ZoneInfo | None = None) -> pd.Da
         )
         previous = at
     return pd.DataFrame(rows, columns=["stage", "at", "since previous", "since accepted"])
+
+
+def trail_label(action: str, by: str, text: str) -> str:
+    """How the timeline names one action by a person (the text is shown as data, never as Markdown)."""
+    label = f"{action} by {by or '(unknown)'}"
+    return f"{label}: {text}" if text else label
 
 
 DETAIL_PARAM: Final = "id"  # /requests?id=<id> opens one request's detail

@@ -25,7 +25,7 @@ from backend.computed.overview import Overview, load_overview
 from backend.computed.stuck import StuckRequest, TriggerHealth
 from backend.operations import Pipeline
 from backend.settings import Settings, load_settings
-from backend.store.models import Page, RequestDetail, RequestFilter
+from backend.store.models import Page, RequestDetail, RequestFilter, RequestSummary
 from backend.store.reader import RequestStore
 
 CACHE_TTL_SECONDS = 1.0  # = the refresh floor, so a cached read is never older than one refresh
@@ -157,6 +157,16 @@ def cached_failure_groups(settings: Settings) -> list[FailureGroup]:
     return _failure_groups(fingerprint(settings), settings)
 
 
+@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
+def _resolved(key: str, _settings: Settings) -> list[RequestSummary]:
+    return pipeline_for(_settings).resolved()
+
+
+def cached_resolved(settings: Settings) -> list[RequestSummary]:
+    """Every failure closed without a retry and not deleted yet, newest first (the state index)."""
+    return _resolved(fingerprint(settings), settings)
+
+
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=64, show_spinner=False)
 def _statuses(key: str, request_ids: tuple[str, ...], _settings: Settings) -> dict[str, str]:
     return store_for(_settings).statuses(request_ids)
@@ -222,6 +232,7 @@ def clear_caches() -> None:
         _detail,
         _table_is_empty,
         _failure_groups,
+        _resolved,
         _statuses,
         _local_health,
         _deployed_health,

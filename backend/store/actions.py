@@ -1,11 +1,13 @@
-"""The writes people make on requests: redrive (retry) a failed request, and hand a stuck one back.
+"""The writes people make on requests: redrive (retry) a failed request, resolve a failure without a retry,
+cancel a pending request, hand a stuck one back, and add a note.
 
 The data layer's writes (the reads are :mod:`backend.store.reader`), under the same error model
 (:mod:`backend.store.calls`): an outage, a missing table or refused credentials raise ``StoreUnavailable``,
 so a bulk redrive stops at once with one message instead of failing request by request.
 
-Every change is a conditional update, is recorded on the item (who, when) and requires an operator. A
-redrive moves ``FAILED`` back to ``PENDING``; the stream's MODIFY record (old image FAILED, new PENDING) is
+Every change is a conditional update, is recorded on the item's trail (who, when, what: see
+:mod:`backend.store.trail`) in the same write, and requires an operator. A redrive moves ``FAILED`` (or
+``RESOLVED``) back to ``PENDING``; the stream's MODIFY record (old image FAILED, new PENDING) is
 exactly what the trigger's filter passes, so the request is processed again, resuming after its last
 completed step.
 """
@@ -21,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 from streamdesk_processor import item as attr
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import ResolveReason, Status, TrailAction
 
 from backend.roles import Actor, require_operator
+from backend.store import trail
 from backend.store.calls import TableCalls
 
 if TYPE_CHECKING:
@@ -33,12 +36,21 @@ if TYPE_CHECKING:
 # trigger at once, and each request gets its own outcome.
 REDRIVE_BATCH_SIZE = 25
 REDRIVE_CONCURRENCY = 4
+DEFAULT_CLOSED_RETENTION_DAYS = 30  # infra/template.yaml's ClosedRetentionDays default
+SECONDS_PER_DAY = 86_400
 
 
 class Outcome(StrEnum):
     REDRIVEN = "redriven"
     NOT_FAILED = "not failed"  # its status changed meanwhile: nothing was changed
     NOT_FOUND = "not found"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+    NOT_PENDING = "not pending"  # already processing or finished: nothing was changed
+    NOTED = "noted"
+    REOPENED = "reopened"
+    NOT_RESOLVED = "not resolved"
+    TRAIL_FULL = "trail full"  # the item holds MAX_TRAIL_ENTRIES already: the note was not added
     MARKED_FAILED = "marked failed"  # a stuck request handed back (then redriven)
     NOT_STUCK = "not stuck"  # it moved on meanwhile: nothing was changed
     ERROR = "error"
@@ -59,10 +71,17 @@ def _bucket(status: Status, item: dict[str, Any]) -> str:
 class RequestActions:
     """Conditional writes on request items, each one allowed to operators only."""
 
-    def __init__(self, client: DynamoDBClient, table: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table: str,
+        clock: Callable[[], float] = time.time,
+        closed_retention_days: int = DEFAULT_CLOSED_RETENTION_DAYS,
+    ) -> None:
         self._client = client
         self._table = table
         self._clock = clock
+        self._closed_retention_s = closed_retention_days * SECONDS_PER_DAY
         self._call = TableCalls(client, table)
 
     def _now_ms(self) -> int:
@@ -106,22 +125,34 @@ class RequestActions:
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                 status = (current or {}).get(attr.STATUS, {}).get("S", "?")
-                return ActionResult(request_id, refused, f"status is {status}")
+                return ActionResult(request_id, refused, _status_detail(status))
             return ActionResult(request_id, Outcome.ERROR, str(error))
         return ActionResult(request_id, done)
 
     # ------------------------------------------------------------------------------------ redrive
     def redrive(self, request_id: str, actor: Actor) -> ActionResult:
-        """Move one FAILED request back to PENDING (changes nothing if it is no longer FAILED)."""
+        """Move one FAILED request back to PENDING (changes nothing in any other state).
+
+        A RESOLVED one is an explicit retry of a closed failure: it is reopened first (:meth:`reopen`).
+        """
         require_operator(actor, "retry requests")
+        result = self._redrive_failed(request_id, actor)
+        if result.outcome is Outcome.NOT_FAILED and result.detail == _status_detail(Status.RESOLVED):
+            reopened = self.reopen(request_id, actor)
+            return (
+                self._redrive_failed(request_id, actor) if reopened.outcome is Outcome.REOPENED else reopened
+            )
+        return result
+
+    def _redrive_failed(self, request_id: str, actor: Actor) -> ActionResult:
 
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
             return {
                 "ConditionExpression": "#s = :failed",
                 "UpdateExpression": (
                     "SET #s = :pending, #bucket = :bucket, #upd = :now, #rat = :now, #rby = :by, "
-                    "#rn = if_not_exists(#rn, :zero) + :one, #last = if_not_exists(#err, :noerr) "
-                    "REMOVE #err, #fin"
+                    "#rn = if_not_exists(#rn, :zero) + :one, #last = if_not_exists(#err, :noerr), "
+                    f"{trail.APPEND} REMOVE #err, #fin, #ttl, #res"
                 ),
                 "ExpressionAttributeNames": {
                     "#s": attr.STATUS,
@@ -133,6 +164,9 @@ class RequestActions:
                     "#last": attr.LAST_ERROR,
                     "#err": attr.ERROR,
                     "#fin": attr.FINISHED_AT,
+                    "#ttl": attr.TTL,
+                    "#res": attr.RESOLUTION,
+                    **trail.NAMES,
                 },
                 "ExpressionAttributeValues": {
                     ":failed": {"S": Status.FAILED.value},
@@ -145,6 +179,7 @@ class RequestActions:
                     # A FAILED item without a recorded error (written by hand, an older schema) can be
                     # retried too: copying a missing attribute would fail the whole update.
                     ":noerr": {"M": {}},
+                    **trail.entry_values(TrailAction.RETRY, actor.name, now),
                 },
             }
 
@@ -158,16 +193,7 @@ class RequestActions:
     ) -> list[ActionResult]:
         """Redrive many requests in bounded batches; one result per request, in the order given."""
         require_operator(actor, "retry requests")
-        ids = list(dict.fromkeys(request_ids))  # each request once, order kept
-        results: list[ActionResult] = []
-        with ThreadPoolExecutor(max_workers=REDRIVE_CONCURRENCY) as pool:
-            for start in range(0, len(ids), REDRIVE_BATCH_SIZE):
-                batch = ids[start : start + REDRIVE_BATCH_SIZE]
-                done = list(pool.map(lambda request_id: self.redrive(request_id, actor), batch))
-                results.extend(done)
-                if on_batch is not None:
-                    on_batch(done)
-        return results
+        return _in_batches(request_ids, lambda request_id: self.redrive(request_id, actor), on_batch)
 
     # --------------------------------------------------------------------------------- stuck ones
     def hand_back_stuck(
@@ -187,7 +213,7 @@ class RequestActions:
                 "ConditionExpression": "#s = :expected AND "
                 + ("#upd = :seen" if seen_updated_at is not None else "attribute_not_exists(#upd)"),
                 "UpdateExpression": "SET #s = :failed, #bucket = :bucket, #upd = :now, #fin = :now, "
-                "#err = :err REMOVE #claim",
+                f"#err = :err, {trail.APPEND} REMOVE #claim",
                 "ExpressionAttributeNames": {
                     "#s": attr.STATUS,
                     "#bucket": attr.STATE_BUCKET,
@@ -195,8 +221,10 @@ class RequestActions:
                     "#fin": attr.FINISHED_AT,
                     "#err": attr.ERROR,
                     "#claim": attr.CLAIM,
+                    **trail.NAMES,
                 },
                 "ExpressionAttributeValues": {
+                    **trail.entry_values(TrailAction.RECONCILE, actor.name, now, reason),
                     ":expected": {"S": expected.value},
                     **({":seen": {"N": str(seen_updated_at)}} if seen_updated_at is not None else {}),
                     ":failed": {"S": Status.FAILED.value},
@@ -223,3 +251,193 @@ class RequestActions:
         if redriven.outcome is not Outcome.REDRIVEN:
             return ActionResult(request_id, Outcome.MARKED_FAILED, f"redrive: {redriven.outcome}")
         return redriven
+
+    # --------------------------------------------------------------------------- close, cancel, note
+    def _closed_ttl(self, now_ms: int) -> dict[str, str]:
+        return {"N": str(now_ms // 1000 + self._closed_retention_s)}
+
+    def resolve(self, request_id: str, reason: ResolveReason, note: str, actor: Actor) -> ActionResult:
+        """Close one FAILED request without retrying it: RESOLVED, with who/when/why and a TTL.
+
+        It leaves the open failures (its ``stateBucket`` moves to RESOLVED), keeps its error for the
+        record, and can still be retried explicitly (:meth:`redrive`).
+        """
+        require_operator(actor, "resolve failures")
+        reason, text = resolution_input(reason, note)  # refused before anything is written
+
+        def update(current: dict[str, Any], now: int) -> dict[str, Any]:
+            return {
+                "ConditionExpression": "#s = :failed",
+                "UpdateExpression": f"SET #s = :resolved, #bucket = :bucket, #upd = :now, #ttl = :ttl, "
+                f"#res = :res, {trail.APPEND}",
+                "ExpressionAttributeNames": {
+                    "#s": attr.STATUS,
+                    "#bucket": attr.STATE_BUCKET,
+                    "#upd": attr.UPDATED_AT,
+                    "#ttl": attr.TTL,
+                    "#res": attr.RESOLUTION,
+                    **trail.NAMES,
+                },
+                "ExpressionAttributeValues": {
+                    ":failed": {"S": Status.FAILED.value},
+                    ":resolved": {"S": Status.RESOLVED.value},
+                    ":bucket": {"S": _bucket(Status.RESOLVED, current)},
+                    ":now": {"N": str(now)},
+                    ":ttl": self._closed_ttl(now),
+                    ":res": {
+                        "M": {
+                            attr.RESOLUTION_REASON: {"S": reason.value},
+                            attr.RESOLUTION_NOTE: {"S": text},
+                            attr.RESOLUTION_BY: {"S": actor.name},
+                            attr.RESOLUTION_AT: {"N": str(now)},
+                        }
+                    },
+                    **trail.entry_values(TrailAction.RESOLVE, actor.name, now, _joined(reason.value, text)),
+                },
+            }
+
+        return self._update_current(request_id, Outcome.NOT_FAILED, update, Outcome.RESOLVED)
+
+    def reopen(self, request_id: str, actor: Actor) -> ActionResult:
+        """RESOLVED -> FAILED: the failure is open again (no TTL, no resolution; the trail keeps both)."""
+        require_operator(actor, "reopen failures")
+
+        def update(current: dict[str, Any], now: int) -> dict[str, Any]:
+            return {
+                "ConditionExpression": "#s = :resolved",
+                "UpdateExpression": f"SET #s = :failed, #bucket = :bucket, #upd = :now, {trail.APPEND} "
+                "REMOVE #ttl, #res",
+                "ExpressionAttributeNames": {
+                    "#s": attr.STATUS,
+                    "#bucket": attr.STATE_BUCKET,
+                    "#upd": attr.UPDATED_AT,
+                    "#ttl": attr.TTL,
+                    "#res": attr.RESOLUTION,
+                    **trail.NAMES,
+                },
+                "ExpressionAttributeValues": {
+                    ":resolved": {"S": Status.RESOLVED.value},
+                    ":failed": {"S": Status.FAILED.value},
+                    ":bucket": {"S": _bucket(Status.FAILED, current)},
+                    ":now": {"N": str(now)},
+                    **trail.entry_values(TrailAction.REOPEN, actor.name, now),
+                },
+            }
+
+        return self._update_current(request_id, Outcome.NOT_RESOLVED, update, Outcome.REOPENED)
+
+    def resolve_many(
+        self,
+        request_ids: Iterable[str],
+        reason: ResolveReason,
+        note: str,
+        actor: Actor,
+        on_batch: Callable[[list[ActionResult]], None] | None = None,
+    ) -> list[ActionResult]:
+        """Resolve many failures in bounded batches; one result per request, in the order given."""
+        require_operator(actor, "resolve failures")
+        reason, note = resolution_input(reason, note)
+        return _in_batches(request_ids, lambda rid: self.resolve(rid, reason, note, actor), on_batch)
+
+    def cancel(self, request_id: str, actor: Actor) -> ActionResult:
+        """Cancel one PENDING request (the same conditional write as ``DELETE /requests/{id}``).
+
+        The processor's claim is conditional on PENDING as well, so a request is either cancelled before
+        any attempt claims it, or it is claimed and this changes nothing (NOT_PENDING).
+        """
+        require_operator(actor, "cancel requests")
+
+        def update(current: dict[str, Any], now: int) -> dict[str, Any]:
+            return {
+                "ConditionExpression": "#s = :pending",
+                "UpdateExpression": f"SET #s = :cancelled, #bucket = :bucket, #upd = :now, #fin = :now, "
+                f"#ttl = :ttl, {trail.APPEND}",
+                "ExpressionAttributeNames": {
+                    "#s": attr.STATUS,
+                    "#bucket": attr.STATE_BUCKET,
+                    "#upd": attr.UPDATED_AT,
+                    "#fin": attr.FINISHED_AT,
+                    "#ttl": attr.TTL,
+                    **trail.NAMES,
+                },
+                "ExpressionAttributeValues": {
+                    ":pending": {"S": Status.PENDING.value},
+                    ":cancelled": {"S": Status.CANCELLED.value},
+                    ":bucket": {"S": _bucket(Status.CANCELLED, current)},
+                    ":now": {"N": str(now)},
+                    ":ttl": self._closed_ttl(now),
+                    **trail.entry_values(TrailAction.CANCEL, actor.name, now),
+                },
+            }
+
+        return self._update_current(request_id, Outcome.NOT_PENDING, update, Outcome.CANCELLED)
+
+    def add_note(self, request_id: str, note: str, actor: Actor) -> ActionResult:
+        """Add a short note (a ticket reference, a sentence) to the request's trail, in any state."""
+        require_operator(actor, "add notes")
+        text = note_text(note)
+        if not text:
+            raise ValueError("A note needs some text.")
+        return self._append_trail(request_id, TrailAction.NOTE, text, actor)
+
+    def _append_trail(self, request_id: str, action: TrailAction, text: str, actor: Actor) -> ActionResult:
+        def update(current: dict[str, Any], now: int) -> dict[str, Any]:
+            return {
+                "ConditionExpression": "attribute_exists(#id) AND "
+                "(attribute_not_exists(#trail) OR size(#trail) < :most)",
+                "UpdateExpression": f"SET {trail.APPEND}",
+                "ExpressionAttributeNames": {"#id": attr.ID, **trail.NAMES},
+                "ExpressionAttributeValues": {
+                    ":most": {"N": str(attr.MAX_TRAIL_ENTRIES)},
+                    **trail.entry_values(action, actor.name, now, text),
+                },
+            }
+
+        return self._update_current(request_id, Outcome.TRAIL_FULL, update, Outcome.NOTED)
+
+
+def _status_detail(status: str) -> str:
+    return f"status is {status}"
+
+
+def note_text(note: str) -> str:
+    """A note as stored (trimmed); ValueError, naming the limit, for one longer than MAX_NOTE_CHARS."""
+    text = note.strip()
+    if len(text) > attr.MAX_NOTE_CHARS:
+        raise ValueError(f"A note holds at most {attr.MAX_NOTE_CHARS} characters (this has {len(text)}).")
+    return text
+
+
+def resolution_input(reason: str, note: str) -> tuple[ResolveReason, str]:
+    """The reason (one of ResolveReason) and note of a resolution, or ValueError saying what is wrong."""
+    try:
+        chosen = ResolveReason(reason)
+    except ValueError:
+        allowed = ", ".join(repr(r.value) for r in ResolveReason)
+        raise ValueError(f"Unknown reason {reason!r}: choose one of {allowed}.") from None
+    text = note_text(note)
+    if chosen is ResolveReason.OTHER and not text:
+        raise ValueError(f"Reason {ResolveReason.OTHER.value!r} needs a note saying why.")
+    return chosen, text
+
+
+def _joined(reason: str, note: str) -> str:
+    return f"{reason}: {note}" if note else reason
+
+
+def _in_batches(
+    request_ids: Iterable[str],
+    act: Callable[[str], ActionResult],
+    on_batch: Callable[[list[ActionResult]], None] | None,
+) -> list[ActionResult]:
+    """``act`` on each request once (order kept) in bounded batches: a group of thousands must not flood
+    the table or the trigger at once, and each request gets its own outcome."""
+    ids = list(dict.fromkeys(request_ids))
+    results: list[ActionResult] = []
+    with ThreadPoolExecutor(max_workers=REDRIVE_CONCURRENCY) as pool:
+        for start in range(0, len(ids), REDRIVE_BATCH_SIZE):
+            done = list(pool.map(act, ids[start : start + REDRIVE_BATCH_SIZE]))
+            results.extend(done)
+            if on_batch is not None:
+                on_batch(done)
+    return results

@@ -24,6 +24,7 @@ from streamdesk_processor.item import (
     STATE_BUCKET,
     STATUS,
     TIME_BUCKET,
+    Status,
 )
 
 from backend.clock import now_ms
@@ -105,6 +106,11 @@ class RequestStore:
             raise ValueError(
                 f"not open states: {sorted(unknown)} (the open index holds {sorted(OPEN_STATES)})"
             )
+        return self._state_queries(chosen, since_ms, until_ms)
+
+    def _state_queries(
+        self, states: Iterable[str], since_ms: int | None, until_ms: int | None = None
+    ) -> list[IndexQuery]:
         return [
             IndexQuery(
                 INDEX_BY_STATE,
@@ -114,7 +120,7 @@ class RequestStore:
                 until_ms,
                 frozenset(),
             )
-            for state in chosen
+            for state in states
             for shard in range(self.shards)
         ]
 
@@ -209,6 +215,13 @@ class RequestStore:
         """Every request in one of ``states`` (open states only) whatever its age (or created since
         ``since_ms``), newest first, via ``byState``."""
         return self.read_open(states, since_ms)[0]
+
+    def resolved_requests(self) -> list[RequestSummary]:
+        """Every failure closed without a retry and not deleted yet, newest first, via ``byState``.
+
+        The state index holds every state (it is not sparse); resolved failures are few enough to list in
+        full because their TTL (``ClosedRetentionDays``) bounds how many there are."""
+        return self._read_queries(self._state_queries([Status.RESOLVED.value], None))[0]
 
     def count_open(self, states: Iterable[str] = tuple(OPEN_STATES)) -> tuple[dict[str, int], int]:
         """How many requests are in each open state (Select=COUNT: no attributes travel), and items read."""

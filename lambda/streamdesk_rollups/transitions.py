@@ -5,11 +5,13 @@
 - accepted:  INSERT whose new status is PENDING, at ``createdAt``
 - started:   new status PROCESSING with more ``attempts`` than before, at ``startedAt``
 - succeeded: new SUCCEEDED, old anything else, at ``finishedAt``
-- failed:    new FAILED, old anything else, at ``finishedAt`` (and its error group, same bucket)
+- failed:    new FAILED, old anything but FAILED or RESOLVED (a reopened failure failed once already), at
+             ``finishedAt`` (and its error group, same bucket)
 - retried:   old PROCESSING, new PENDING (the processor handing a transient failure back), at ``updatedAt``
 - redriven:  old FAILED, new PENDING (a person), at ``redrivenAt``
 - expired:   REMOVE by the DynamoDB service (TTL), at the record's creation time
-- open failures gauge: +1 when FAILED is entered, -1 when it is left (redrive, or the item deleted)
+- open failures gauge: +1 when FAILED is entered (a failure, or a resolved one reopened), -1 when it is left
+  (redrive, resolve, or the item deleted)
 
 Latencies are taken when a request finishes (succeeded or failed), in the finished bucket, exactly as the
 dashboard computes them from an item (``backend.computed.stats.latency_frame``).
@@ -100,7 +102,11 @@ def _derive(
         found.append((Transition.ACCEPTED, _n(new, item.CREATED_AT)))
     if new_status == Status.PROCESSING and (_n(new, item.ATTEMPTS) or 0) > (_n(old, item.ATTEMPTS) or 0):
         found.append((Transition.STARTED, _n(new, item.STARTED_AT)))
-    finished = new_status in (Status.SUCCEEDED, Status.FAILED) and old_status != new_status
+    # A resolved failure reopened for a retry (RESOLVED -> FAILED) failed once already: not a new failure.
+    finished = new_status in (Status.SUCCEEDED, Status.FAILED) and old_status not in (
+        new_status,
+        Status.RESOLVED,
+    )
     if finished:
         outcome = Transition.SUCCEEDED if new_status == Status.SUCCEEDED else Transition.FAILED
         found.append((outcome, _n(new, item.FINISHED_AT)))

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,15 +97,18 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     raise RuntimeError(f"the dashboard did not answer within {DASHBOARD_START_TIMEOUT:.0f}s")
 
 
-@pytest.fixture()
-def local_stack(settings: Settings, template: Template, tmp_path: Path) -> Iterator[LocalStack]:
-    """API twin + trigger + dashboard on free ports, all pointed at the test table."""
+@contextmanager
+def _stack(
+    settings: Settings, template: Template, tmp_path: Path, *, trigger_on: bool
+) -> Iterator[LocalStack]:
+    """API twin + (optionally) trigger + dashboard on free ports, all pointed at the test table."""
     with running_api(settings, template) as api_url:
         stop = threading.Event()
         trigger = threading.Thread(
             target=run_trigger, args=(settings, template, stop), name="trigger", daemon=True
         )
-        trigger.start()
+        if trigger_on:
+            trigger.start()
         port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("STREAMDESK_")} | {
             "STREAMDESK_DYNAMODB_PORT": str(settings.dynamodb_port),
@@ -133,6 +137,21 @@ def local_stack(settings: Settings, template: Template, tmp_path: Path) -> Itera
                 process.kill()
                 process.wait()
             stop.set()
-            trigger.join(timeout=15)
+            if trigger_on:
+                trigger.join(timeout=15)
             # The dashboard's log tells what went wrong when a page did not show what the test waited for.
             print(log.read_text(errors="replace")[-5000:])
+
+
+@pytest.fixture()
+def local_stack(settings: Settings, template: Template, tmp_path: Path) -> Iterator[LocalStack]:
+    """API twin + trigger + dashboard on free ports, all pointed at the test table."""
+    with _stack(settings, template, tmp_path, trigger_on=True) as stack:
+        yield stack
+
+
+@pytest.fixture()
+def paused_stack(settings: Settings, template: Template, tmp_path: Path) -> Iterator[LocalStack]:
+    """The same stack with the trigger stopped: accepted requests stay PENDING (to cancel them)."""
+    with _stack(settings, template, tmp_path, trigger_on=False) as stack:
+        yield stack

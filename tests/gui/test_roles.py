@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from streamdesk_processor import item as attr
+from streamdesk_processor.item import ResolveReason
 from streamlit.testing.v1 import AppTest
 
 from backend.dashboard import sign_in
@@ -59,13 +61,27 @@ def open_page(page: str | None = None, *, password: str | None = None) -> AppTes
 
 
 def control_keys(app: AppTest) -> set[str]:
-    """Keys of the widgets that change something (retry, reconcile, send)."""
+    """Keys of the widgets that change something (retry, resolve, cancel, note, reconcile, send)."""
     keys = {str(b.key) for b in app.button if b.key}
     keys |= {str(m.key) for m in app.multiselect if m.key}
+    keys |= {str(t.key) for t in app.text_input if t.key}
+    keys |= {str(s.key) for s in app.selectbox if s.key}
     return {
         k
         for k in keys
-        if k.startswith(("fail_retry", "fail_select", "fail_confirm", "health_reconcile", "submit_send"))
+        if k.startswith(
+            (
+                "fail_retry",
+                "fail_select",
+                "fail_confirm",
+                "fail_resolve",
+                "fail_reason",
+                "fail_note",
+                "detail_",
+                "health_reconcile",
+                "submit_send",
+            )
+        )
     }
 
 
@@ -157,6 +173,38 @@ def test_a_viewer_sees_the_data_and_no_controls(passwords: Settings, failed_ids:
     # Had a page offered it anyway, the backend refuses the signed-in viewer.
     with pytest.raises(PermissionDenied, match="viewer"):
         Pipeline.connect(passwords).retry(failed_ids, viewer.session_state[CURRENT_ACTOR])
+
+
+def test_a_viewer_gets_no_support_action_anywhere_and_the_backend_refuses_them(
+    passwords: Settings, failed_ids: list[str], ddb: Any
+) -> None:
+    pending = put_pending_item(ddb, passwords.table, {"order": 9})
+    viewer = open_page("pages/failures.py", password=VIEWER_PASSWORD)
+    who = viewer.session_state[CURRENT_ACTOR]
+    viewer.toggle(key="fail_show_resolved").set_value(True).run()
+    assert not viewer.exception, [e.value for e in viewer.exception]
+    assert control_keys(viewer) == set()
+    for request_id in (failed_ids[0], pending):
+        viewer.switch_page("pages/requests.py")
+        viewer.query_params["id"] = request_id
+        viewer.run()
+        assert not viewer.exception, [e.value for e in viewer.exception]
+        assert request_id in texts(viewer)  # the detail is shown ...
+        assert control_keys(viewer) == set()  # ... without a single control
+
+    pipeline = Pipeline.connect(passwords)
+    refused = [
+        lambda: pipeline.resolve(failed_ids, ResolveReason.DUPLICATE, "", who),
+        lambda: pipeline.cancel([pending], who),
+        lambda: pipeline.actions.add_note(pending, "hello", who),
+        lambda: pipeline.actions.reopen(failed_ids[0], who),
+    ]
+    for attempt in refused:
+        with pytest.raises(PermissionDenied, match="viewer"):
+            attempt()
+    assert {read_item(ddb, passwords.table, i)[attr.STATUS] for i in failed_ids} == {"FAILED"}
+    stored = read_item(ddb, passwords.table, pending)
+    assert stored[attr.STATUS] == "PENDING" and attr.TRAIL not in stored
 
 
 def test_an_operator_signs_in_sees_the_controls_and_signs_out(

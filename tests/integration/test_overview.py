@@ -28,6 +28,8 @@ def test_overview_of_every_state(ddb: Any, table_name: str, settings: Settings) 
         "processing": 3,
         "succeeded": 6,  # 8 succeeded, 2 of them expired
         "failed": 4,
+        "cancelled": 0,
+        "resolved": 0,
         "expiring": 2,
         "expired": 2,
         "stuck": 2,
@@ -39,6 +41,8 @@ def test_overview_of_every_state(ddb: Any, table_name: str, settings: Settings) 
         "processing": 3,
         "succeeded": 0,
         "failed": 4,
+        "cancelled": 0,
+        "resolved": 0,
         "expiring": 0,
         "expired": 0,
         "stuck": 2,

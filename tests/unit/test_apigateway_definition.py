@@ -26,6 +26,7 @@ def test_routes_come_from_the_openapi_paths(api: ApiDefinition) -> None:
     assert {(r.method, r.resource_path) for r in api.routes} == {
         ("PUT", "/requests"),
         ("GET", "/requests/{id}"),
+        ("DELETE", "/requests/{id}"),
     }
     put = api.find_route("PUT", "/requests")
     get = api.find_route("GET", "/requests/abc123")
@@ -74,10 +75,11 @@ def test_validation_error_string_is_json_escaped() -> None:
 
 
 def test_integrations_name_the_dynamodb_action(api: ApiDefinition) -> None:
-    actions = {r.resource_path: r.integration for r in api.routes}
-    assert actions["/requests"].service == "dynamodb"
-    assert actions["/requests"].action == "UpdateItem"
-    assert actions["/requests/{id}"].action == "GetItem"
+    actions = {(r.method, r.resource_path): r.integration for r in api.routes}
+    assert actions["PUT", "/requests"].service == "dynamodb"
+    assert actions["PUT", "/requests"].action == "UpdateItem"
+    assert actions["GET", "/requests/{id}"].action == "GetItem"
+    assert actions["DELETE", "/requests/{id}"].action == "UpdateItem"
     for integration in actions.values():
         assert integration.passthrough_behavior == "never"
         assert integration.rejects("text/plain")

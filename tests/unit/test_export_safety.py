@@ -69,3 +69,18 @@ def test_a_deeply_nested_body_does_not_grow_hundreds_of_times_when_shown() -> No
 def test_an_ordinary_body_is_indented() -> None:
     text, language = pretty_body('{"order": 1, "items": [1, 2]}')
     assert language == "json" and text.startswith('{\n  "order": 1')
+
+
+def test_a_resolved_failure_exports_its_resolution_and_trail() -> None:
+    item = failed_item("card declined", "{}") | {
+        "status": {"S": "RESOLVED"},
+        "ttl": {"N": "1800000000"},
+        "resolution": {"M": {"reason": {"S": "duplicate"}, "note": {"S": "=T-1"}, "by": {"S": "ops"}}},
+        "trail": {"L": [{"M": {"at": {"N": "1"}, "by": {"S": "ops"}, "action": {"S": "resolve"}}}]},
+    }
+    row = next(csv.DictReader(io.StringIO(export_csv([detail_from_item(item)]).decode())))
+    assert (row["status"], row["ttl"], row["errorMessage"]) == ("RESOLVED", "1800000000", "card declined")
+    assert json.loads(row["resolution"]) == {"reason": "duplicate", "note": "=T-1", "by": "ops"}
+    assert json.loads(row["trail"]) == [{"at": 1, "by": "ops", "action": "resolve"}]
+    plain = next(csv.DictReader(io.StringIO(export_csv([detail_from_item(failed_item("x", "{}"))]).decode())))
+    assert plain["resolution"] == "" and plain["trail"] == ""

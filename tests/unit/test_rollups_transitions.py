@@ -104,6 +104,16 @@ def test_retried_redriven_and_the_gauge() -> None:
     assert change_of(deleted).open_failures == -1 and not change_of(deleted).transitions
 
 
+def test_resolving_leaves_the_gauge_and_reopening_is_not_a_new_failure() -> None:
+    failed = image("FAILED", created=T0, finished=T0 + 50, attempts=1)
+    resolved = image("RESOLVED", created=T0, finished=T0 + 50, attempts=1, updated=T0 + 600)
+    closing = change_of(modify(failed, resolved))
+    assert closing.open_failures == -1 and not closing.transitions
+    reopening = change_of(modify(resolved, failed, sequence="101"))
+    assert reopening.open_failures == 1
+    assert not reopening.transitions and reopening.error_group is None and not reopening.latencies
+
+
 def test_expired_is_a_ttl_deletion_at_the_records_time() -> None:
     gone = image("SUCCEEDED", created=T0, finished=T0 + 5, ttl=T0 // 1000 + 60)
     record = stream_record("REMOVE", keys={item.ID: {"S": "r1"}}, old_image=gone, user_identity=TTL_PRINCIPAL)

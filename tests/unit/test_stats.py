@@ -99,6 +99,25 @@ def test_failed_and_unknown() -> None:
     assert cats(summary(status="pending")) == {Category.UNKNOWN}
 
 
+def test_closed_states_are_their_own_category_until_their_ttl_passes() -> None:
+    for status in (Status.CANCELLED, Status.RESOLVED):
+        assert cats(summary(status=status, ttl=NOW // 1000 + 60)) == {Category(status.value)}
+        assert cats(summary(status=status, ttl=None)) == {Category(status.value)}
+        assert cats(summary(status=status, ttl=NOW // 1000 - 60)) == {Category.EXPIRED}
+    counts = count_states(
+        [
+            summary(id="c", status=Status.CANCELLED, ttl=NOW // 1000 + 60),
+            summary(id="r", status=Status.RESOLVED, ttl=NOW // 1000 + 60),
+            summary(id="r2", status=Status.RESOLVED, ttl=NOW // 1000 + 60),
+            summary(id="x", status=Status.RESOLVED, ttl=NOW // 1000 - 60),
+        ],
+        NOW,
+        HORIZON,
+        STUCK,
+    )
+    assert (counts.cancelled, counts.resolved, counts.expired, counts.failed) == (1, 2, 1, 0)
+
+
 def test_count_states_excludes_expired_from_succeeded_and_finds_oldest_pending() -> None:
     items = [
         summary(id="a"),
@@ -116,6 +135,8 @@ def test_count_states_excludes_expired_from_succeeded_and_finds_oldest_pending()
         "processing": 1,
         "succeeded": 2,
         "failed": 1,
+        "cancelled": 0,
+        "resolved": 0,
         "expiring": 1,
         "expired": 1,
         "stuck": 1,

@@ -54,6 +54,8 @@ def _integration(template: Template, path: str, method: str) -> dict[str, Any]:
 
 
 ROUTES = [("/requests", "put"), ("/requests/{id}", "get")]
+CANCEL = ("/requests/{id}", "delete")
+ALL_ROUTES = [*ROUTES, CANCEL]
 
 
 def _mapping(template: Template) -> dict[str, Any]:
@@ -64,9 +66,9 @@ def _mapping(template: Template) -> dict[str, Any]:
 
 
 def _vtl_templates(template: Template) -> dict[str, str]:
-    """Every request and response mapping template of both routes, by a readable name."""
+    """Every request and response mapping template of every route, by a readable name."""
     found: dict[str, str] = {}
-    for path, method in ROUTES:
+    for path, method in ALL_ROUTES:
         integration = _integration(template, path, method)
         for content_type, text in integration.get("requestTemplates", {}).items():
             found[f"{method} {path} request {content_type}"] = text
@@ -211,7 +213,7 @@ def test_the_escape_check_catches_a_missing_fix() -> None:
     assert _escape_calls(good)[0][1] == REPLACE_QUOTE
 
 
-@pytest.mark.parametrize(("path", "method"), ROUTES)
+@pytest.mark.parametrize(("path", "method"), ALL_ROUTES)
 def test_dynamodb_errors_are_mapped_to_4xx_and_5xx(template: Template, path: str, method: str) -> None:
     responses = _integration(template, path, method)["responses"]
     patterns = {key: re.compile(key) for key in responses if key != "default"}
@@ -230,7 +232,7 @@ def test_dynamodb_errors_are_mapped_to_4xx_and_5xx(template: Template, path: str
     assert responses["default"]["statusCode"] == ("202" if method == "put" else "200")
 
 
-@pytest.mark.parametrize(("path", "method"), ROUTES)
+@pytest.mark.parametrize(("path", "method"), ALL_ROUTES)
 def test_both_routes_require_the_api_key(template: Template, path: str, method: str) -> None:
     body = template.properties(API_ID)["DefinitionBody"]
     operation = body["paths"][path][method]
@@ -289,6 +291,41 @@ def test_vtl_attribute_names_match_the_item_module(template: Template) -> None:
     response = get["responses"]["default"]["responseTemplates"]["application/json"]
     read = set(re.findall(r"\$!?item\.(\w+)", response))
     assert read <= set(item.PUBLIC_FIELDS), read - set(item.PUBLIC_FIELDS)
+
+
+def test_cancel_is_one_conditional_update_in_the_item_module_names(template: Template) -> None:
+    cancel = _integration(template, *CANCEL)
+    assert str(cancel["uri"]).endswith(":dynamodb:action/UpdateItem")
+    request = cancel["requestTemplates"]["application/json"]
+    assert '"ConditionExpression": "#s = :pending"' in request
+    names = json.loads(_member(r'"ExpressionAttributeNames": (\{[^}]*\})', request))
+    assert names == {
+        "#s": item.STATUS,
+        "#b": item.STATE_BUCKET,
+        "#u": item.UPDATED_AT,
+        "#f": item.FINISHED_AT,
+        "#ttl": item.TTL,
+        "#trail": item.TRAIL,
+    }
+    assert f'":pending": {{"S": "{item.Status.PENDING.value}"}}' in request
+    assert f'":cancelled": {{"S": "{item.Status.CANCELLED.value}"}}' in request
+    assert f'":bucket": {{"S": "{item.Status.CANCELLED.value}{item.BUCKET_SEPARATOR}$shard"}}' in request
+    entry_keys = re.findall(r'"(\w+)": \{"[SN]": "[^"]*"\}', _member(r'":entry": (.*)', request))
+    assert entry_keys == [item.TRAIL_AT, item.TRAIL_BY, item.TRAIL_ACTION, item.TRAIL_TEXT]
+    assert f'"{item.TRAIL_ACTION}": {{"S": "{item.TrailAction.CANCEL.value}"}}' in request
+    assert f'"{item.TRAIL_BY}": {{"S": "{item.TRAIL_BY_API}"}}' in request
+    # A refusal returns the item as it is: none is 404, one is 409 with its status.
+    assert '"ReturnValuesOnConditionCheckFailure": "ALL_OLD"' in request
+    refused = cancel["responses"]["4\\d{2}"]["responseTemplates"]["application/json"]
+    assert "$context.responseOverride.status = 409" in refused
+    assert "$context.responseOverride.status = 404" in refused
+
+
+def test_the_closed_retention_reaches_the_cancel_ttl(template: Template) -> None:
+    request = _integration(template, *CANCEL)["requestTemplates"]["application/json"]
+    days = template.int_parameter("ClosedRetentionDays")
+    assert days == 30
+    assert f"#set($ttl = $now / 1000 + {days} * 86400)" in request
 
 
 # -------------------------------------------------------------------------------------- permissions
@@ -358,6 +395,16 @@ def test_the_api_role_can_only_put_and_get_on_the_table(template: Template) -> N
 
 
 # --------------------------------------------------------------------------------- outputs, operations
+def test_the_cancel_role_can_only_update_items_of_the_table(template: Template) -> None:
+    statements = [s for logical_id, s in _statements(template) if logical_id == "ApiCancelRole"]
+    assert len(statements) == 1
+    (statement,) = statements
+    assert statement["Effect"] == "Allow"
+    assert _as_list(statement["Action"]) == ["dynamodb:UpdateItem"]
+    assert _as_list(statement["Resource"]) == [template.get_att(TABLE_ID, "Arn")]
+    assert _integration(template, *CANCEL)["credentials"] == template.get_att("ApiCancelRole", "Arn")
+
+
 def test_every_output_the_backend_reads_exists(template: Template) -> None:
     outputs = template.raw["Outputs"]
     missing = set(OUTPUT_NAMES.values()) - set(outputs)
@@ -545,7 +592,13 @@ def test_every_trust_policy_is_limited_to_this_account(template: Template) -> No
         for logical_id, resource in template.raw["Resources"].items()
         if resource["Type"] == "AWS::IAM::Role"
     }
-    assert set(roles) == {"ApiDynamoDbRole", "ApiGatewayCloudWatchRole", "ProcessorRole", "RollupsRole"}
+    assert set(roles) == {
+        "ApiCancelRole",
+        "ApiDynamoDbRole",
+        "ApiGatewayCloudWatchRole",
+        "ProcessorRole",
+        "RollupsRole",
+    }
     for logical_id in roles:
         document = template.resolve(roles[logical_id]["Properties"]["AssumeRolePolicyDocument"])
         for statement in document["Statement"]:
