@@ -17,11 +17,15 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from backend.roles import Actor, Role
 from backend.settings import Settings, load_settings
 from backend.store.actions import ActionResult, Outcome
 from backend.template import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from backend.operations import Pipeline
 
 
 def _configure_logging(verbose: bool = False) -> None:
@@ -107,22 +111,30 @@ def _print_results(results: list[ActionResult]) -> None:
     print(", ".join(f"{n} {outcome}" for outcome, n in counts.items()) or "nothing to do")
 
 
+def _chosen_failures(pipeline: Pipeline, args: argparse.Namespace) -> list[str] | None:
+    """The requests ``--id``, ``--error-group`` or ``--all-failed`` name (retry and resolve choose alike);
+    None, said on stderr, for an error group with no failed request; [] (said) when nothing failed."""
+    if args.id:
+        return list(args.id)
+    if args.error_group:
+        ids = pipeline.failed_ids(args.error_group)
+        if not ids:
+            print(f"no failed requests in error group {args.error_group}", file=sys.stderr)
+            return None
+        return ids
+    ids = pipeline.failed_ids()
+    if not ids:
+        print("no failed requests")
+    return ids
+
+
 def cmd_retry(settings: Settings, args: argparse.Namespace) -> int:
     from backend.operations import Pipeline
 
     pipeline = Pipeline.connect(settings)
-    if args.id:
-        ids = list(args.id)
-    elif args.error_group:
-        ids = pipeline.failed_ids(args.error_group)
-        if not ids:
-            print(f"no failed requests in error group {args.error_group}", file=sys.stderr)
-            return 1
-    else:
-        ids = pipeline.failed_ids()
+    ids = _chosen_failures(pipeline, args)
     if not ids:
-        print("no failed requests")
-        return 0
+        return 0 if ids is not None else 1
     bulk = len(ids) > 1 or not args.id
     if bulk and not _confirm(f"Retry {len(ids)} failed request(s) on table {settings.table}?", args.yes):
         return 1
@@ -142,18 +154,9 @@ def cmd_resolve(settings: Settings, args: argparse.Namespace) -> int:
         print(f"streamdesk resolve: {error}", file=sys.stderr)
         return 2
     pipeline = Pipeline.connect(settings)
-    if args.id:
-        ids = list(args.id)
-    elif args.error_group:
-        ids = pipeline.failed_ids(args.error_group)
-        if not ids:
-            print(f"no failed requests in error group {args.error_group}", file=sys.stderr)
-            return 1
-    else:
-        ids = pipeline.failed_ids()
+    ids = _chosen_failures(pipeline, args)
     if not ids:
-        print("no failed requests")
-        return 0
+        return 0 if ids is not None else 1
     bulk = len(ids) > 1 or not args.id
     question = f"Resolve {len(ids)} failed request(s) on table {settings.table} as {reason.value!r}?"
     if bulk and not _confirm(question, args.yes):

@@ -15,7 +15,7 @@ completed step.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -66,6 +66,46 @@ class ActionResult:
 def _bucket(status: Status, item: dict[str, Any]) -> str:
     """The item's ``stateBucket`` once it is in ``status`` (its shard does not change)."""
     return attr.state_bucket(status.value, attr.shard_of(item.get(attr.TIME_BUCKET, {}).get("S")))
+
+
+def _status_change(
+    current: dict[str, Any],
+    now: int,
+    *,
+    condition: str,
+    to: Status,
+    trail_values: Mapping[str, Any],
+    sets: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+    values: Mapping[str, Any] | None = None,
+    remove: Sequence[str] = (),
+) -> dict[str, Any]:
+    """UpdateItem arguments that move an item to ``to`` if ``condition`` holds: the status, its state
+    bucket, ``updatedAt`` and a trail entry in one write, plus ``sets`` (``"#name": ":value"``) and
+    ``remove`` (``"#name"``) with their ``names`` and ``values``."""
+    assignments = ["#s = :to", "#bucket = :bucket", "#upd = :now"]
+    assignments += [f"{name} = {value}" for name, value in (sets or {}).items()]
+    expression = "SET " + ", ".join([*assignments, trail.APPEND])
+    if remove:
+        expression += " REMOVE " + ", ".join(remove)
+    return {
+        "ConditionExpression": condition,
+        "UpdateExpression": expression,
+        "ExpressionAttributeNames": {
+            "#s": attr.STATUS,
+            "#bucket": attr.STATE_BUCKET,
+            "#upd": attr.UPDATED_AT,
+            **(names or {}),
+            **trail.NAMES,
+        },
+        "ExpressionAttributeValues": {
+            ":to": {"S": to.value},
+            ":bucket": {"S": _bucket(to, current)},
+            ":now": {"N": str(now)},
+            **(values or {}),
+            **trail_values,
+        },
+    }
 
 
 class RequestActions:
@@ -145,19 +185,20 @@ class RequestActions:
         return result
 
     def _redrive_failed(self, request_id: str, actor: Actor) -> ActionResult:
-
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
-            return {
-                "ConditionExpression": "#s = :failed",
-                "UpdateExpression": (
-                    "SET #s = :pending, #bucket = :bucket, #upd = :now, #rat = :now, #rby = :by, "
-                    "#rn = if_not_exists(#rn, :zero) + :one, #last = if_not_exists(#err, :noerr), "
-                    f"{trail.APPEND} REMOVE #err, #fin, #ttl, #res"
-                ),
-                "ExpressionAttributeNames": {
-                    "#s": attr.STATUS,
-                    "#bucket": attr.STATE_BUCKET,
-                    "#upd": attr.UPDATED_AT,
+            return _status_change(
+                current,
+                now,
+                condition="#s = :failed",
+                to=Status.PENDING,
+                sets={
+                    "#rat": ":now",
+                    "#rby": ":by",
+                    "#rn": "if_not_exists(#rn, :zero) + :one",
+                    "#last": "if_not_exists(#err, :noerr)",
+                },
+                remove=("#err", "#fin", "#ttl", "#res"),
+                names={
                     "#rat": attr.REDRIVEN_AT,
                     "#rby": attr.REDRIVEN_BY,
                     "#rn": attr.REDRIVES,
@@ -166,22 +207,18 @@ class RequestActions:
                     "#fin": attr.FINISHED_AT,
                     "#ttl": attr.TTL,
                     "#res": attr.RESOLUTION,
-                    **trail.NAMES,
                 },
-                "ExpressionAttributeValues": {
+                values={
                     ":failed": {"S": Status.FAILED.value},
-                    ":pending": {"S": Status.PENDING.value},
-                    ":bucket": {"S": _bucket(Status.PENDING, current)},
-                    ":now": {"N": str(now)},
                     ":by": {"S": actor.name},
                     ":zero": {"N": "0"},
                     ":one": {"N": "1"},
                     # A FAILED item without a recorded error (written by hand, an older schema) can be
                     # retried too: copying a missing attribute would fail the whole update.
                     ":noerr": {"M": {}},
-                    **trail.entry_values(TrailAction.RETRY, actor.name, now),
                 },
-            }
+                trail_values=trail.entry_values(TrailAction.RETRY, actor.name, now),
+            )
 
         return self._update_current(request_id, Outcome.NOT_FAILED, update, Outcome.REDRIVEN)
 
@@ -209,40 +246,31 @@ class RequestActions:
         require_operator(actor, "reconcile stuck requests")
 
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
-            return {
-                "ConditionExpression": "#s = :expected AND "
-                + ("#upd = :seen" if seen_updated_at is not None else "attribute_not_exists(#upd)"),
-                "UpdateExpression": "SET #s = :failed, #bucket = :bucket, #upd = :now, #fin = :now, "
-                f"#err = :err, {trail.APPEND} REMOVE #claim",
-                "ExpressionAttributeNames": {
-                    "#s": attr.STATUS,
-                    "#bucket": attr.STATE_BUCKET,
-                    "#upd": attr.UPDATED_AT,
-                    "#fin": attr.FINISHED_AT,
-                    "#err": attr.ERROR,
-                    "#claim": attr.CLAIM,
-                    **trail.NAMES,
-                },
-                "ExpressionAttributeValues": {
-                    **trail.entry_values(TrailAction.RECONCILE, actor.name, now, reason),
+            seen = "#upd = :seen" if seen_updated_at is not None else "attribute_not_exists(#upd)"
+            message = f"{reason} (handed back by {actor.name})"[: attr.MAX_ERROR_MESSAGE_CHARS]
+            return _status_change(
+                current,
+                now,
+                condition=f"#s = :expected AND {seen}",
+                to=Status.FAILED,
+                sets={"#fin": ":now", "#err": ":err"},
+                remove=("#claim",),
+                names={"#fin": attr.FINISHED_AT, "#err": attr.ERROR, "#claim": attr.CLAIM},
+                values={
                     ":expected": {"S": expected.value},
                     **({":seen": {"N": str(seen_updated_at)}} if seen_updated_at is not None else {}),
-                    ":failed": {"S": Status.FAILED.value},
-                    ":bucket": {"S": _bucket(Status.FAILED, current)},
-                    ":now": {"N": str(now)},
                     ":err": {
                         "M": {
                             attr.ERROR_TYPE: {"S": "Stuck"},
-                            attr.ERROR_MESSAGE: {
-                                "S": f"{reason} (handed back by {actor.name})"[: attr.MAX_ERROR_MESSAGE_CHARS]
-                            },
+                            attr.ERROR_MESSAGE: {"S": message},
                             attr.ERROR_STEP: {"S": ""},
                             attr.ERROR_TRACEBACK: {"S": ""},
                             attr.ERROR_TRANSIENT: {"BOOL": True},
                         }
                     },
                 },
-            }
+                trail_values=trail.entry_values(TrailAction.RECONCILE, actor.name, now, reason),
+            )
 
         marked = self._update_current(request_id, Outcome.NOT_STUCK, update, Outcome.MARKED_FAILED)
         if marked.outcome is not Outcome.MARKED_FAILED:
@@ -266,35 +294,28 @@ class RequestActions:
         reason, text = resolution_input(reason, note)  # refused before anything is written
 
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
-            return {
-                "ConditionExpression": "#s = :failed",
-                "UpdateExpression": f"SET #s = :resolved, #bucket = :bucket, #upd = :now, #ttl = :ttl, "
-                f"#res = :res, {trail.APPEND}",
-                "ExpressionAttributeNames": {
-                    "#s": attr.STATUS,
-                    "#bucket": attr.STATE_BUCKET,
-                    "#upd": attr.UPDATED_AT,
-                    "#ttl": attr.TTL,
-                    "#res": attr.RESOLUTION,
-                    **trail.NAMES,
-                },
-                "ExpressionAttributeValues": {
-                    ":failed": {"S": Status.FAILED.value},
-                    ":resolved": {"S": Status.RESOLVED.value},
-                    ":bucket": {"S": _bucket(Status.RESOLVED, current)},
-                    ":now": {"N": str(now)},
-                    ":ttl": self._closed_ttl(now),
-                    ":res": {
-                        "M": {
-                            attr.RESOLUTION_REASON: {"S": reason.value},
-                            attr.RESOLUTION_NOTE: {"S": text},
-                            attr.RESOLUTION_BY: {"S": actor.name},
-                            attr.RESOLUTION_AT: {"N": str(now)},
-                        }
-                    },
-                    **trail.entry_values(TrailAction.RESOLVE, actor.name, now, _joined(reason.value, text)),
-                },
+            resolution = {
+                attr.RESOLUTION_REASON: {"S": reason.value},
+                attr.RESOLUTION_NOTE: {"S": text},
+                attr.RESOLUTION_BY: {"S": actor.name},
+                attr.RESOLUTION_AT: {"N": str(now)},
             }
+            return _status_change(
+                current,
+                now,
+                condition="#s = :failed",
+                to=Status.RESOLVED,
+                sets={"#ttl": ":ttl", "#res": ":res"},
+                names={"#ttl": attr.TTL, "#res": attr.RESOLUTION},
+                values={
+                    ":failed": {"S": Status.FAILED.value},
+                    ":ttl": self._closed_ttl(now),
+                    ":res": {"M": resolution},
+                },
+                trail_values=trail.entry_values(
+                    TrailAction.RESOLVE, actor.name, now, _joined(reason.value, text)
+                ),
+            )
 
         return self._update_current(request_id, Outcome.NOT_FAILED, update, Outcome.RESOLVED)
 
@@ -303,26 +324,16 @@ class RequestActions:
         require_operator(actor, "reopen failures")
 
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
-            return {
-                "ConditionExpression": "#s = :resolved",
-                "UpdateExpression": f"SET #s = :failed, #bucket = :bucket, #upd = :now, {trail.APPEND} "
-                "REMOVE #ttl, #res",
-                "ExpressionAttributeNames": {
-                    "#s": attr.STATUS,
-                    "#bucket": attr.STATE_BUCKET,
-                    "#upd": attr.UPDATED_AT,
-                    "#ttl": attr.TTL,
-                    "#res": attr.RESOLUTION,
-                    **trail.NAMES,
-                },
-                "ExpressionAttributeValues": {
-                    ":resolved": {"S": Status.RESOLVED.value},
-                    ":failed": {"S": Status.FAILED.value},
-                    ":bucket": {"S": _bucket(Status.FAILED, current)},
-                    ":now": {"N": str(now)},
-                    **trail.entry_values(TrailAction.REOPEN, actor.name, now),
-                },
-            }
+            return _status_change(
+                current,
+                now,
+                condition="#s = :resolved",
+                to=Status.FAILED,
+                remove=("#ttl", "#res"),
+                names={"#ttl": attr.TTL, "#res": attr.RESOLUTION},
+                values={":resolved": {"S": Status.RESOLVED.value}},
+                trail_values=trail.entry_values(TrailAction.REOPEN, actor.name, now),
+            )
 
         return self._update_current(request_id, Outcome.NOT_RESOLVED, update, Outcome.REOPENED)
 
@@ -348,27 +359,16 @@ class RequestActions:
         require_operator(actor, "cancel requests")
 
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
-            return {
-                "ConditionExpression": "#s = :pending",
-                "UpdateExpression": f"SET #s = :cancelled, #bucket = :bucket, #upd = :now, #fin = :now, "
-                f"#ttl = :ttl, {trail.APPEND}",
-                "ExpressionAttributeNames": {
-                    "#s": attr.STATUS,
-                    "#bucket": attr.STATE_BUCKET,
-                    "#upd": attr.UPDATED_AT,
-                    "#fin": attr.FINISHED_AT,
-                    "#ttl": attr.TTL,
-                    **trail.NAMES,
-                },
-                "ExpressionAttributeValues": {
-                    ":pending": {"S": Status.PENDING.value},
-                    ":cancelled": {"S": Status.CANCELLED.value},
-                    ":bucket": {"S": _bucket(Status.CANCELLED, current)},
-                    ":now": {"N": str(now)},
-                    ":ttl": self._closed_ttl(now),
-                    **trail.entry_values(TrailAction.CANCEL, actor.name, now),
-                },
-            }
+            return _status_change(
+                current,
+                now,
+                condition="#s = :pending",
+                to=Status.CANCELLED,
+                sets={"#fin": ":now", "#ttl": ":ttl"},
+                names={"#fin": attr.FINISHED_AT, "#ttl": attr.TTL},
+                values={":pending": {"S": Status.PENDING.value}, ":ttl": self._closed_ttl(now)},
+                trail_values=trail.entry_values(TrailAction.CANCEL, actor.name, now),
+            )
 
         return self._update_current(request_id, Outcome.NOT_PENDING, update, Outcome.CANCELLED)
 
