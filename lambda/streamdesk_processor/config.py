@@ -53,9 +53,9 @@ class ProcessorConfig:
             raise ConfigError(f"{TABLE_NAME} is not set: the function does not know its table")
         return cls(
             table_name=table,
-            retention_days=_int(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
-            max_retries=_int(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES),
-            concurrency=_int(environ, CONCURRENCY, DEFAULT_CONCURRENCY),
+            retention_days=env_int(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
+            max_retries=env_int(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES),
+            concurrency=env_int(environ, CONCURRENCY, DEFAULT_CONCURRENCY),
             allow_simulate=_flag(environ, ALLOW_SIMULATE),
         )
 
@@ -68,7 +68,8 @@ class ProcessorConfig:
         return self.max_retries != UNLIMITED_RETRIES and attempts >= self.max_retries + 1
 
 
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    """The whole number in ``name``, ``default`` when unset or blank; ConfigError naming it otherwise."""
     raw = environ.get(name, "").strip()
     if not raw:
         return default

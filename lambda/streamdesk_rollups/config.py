@@ -5,20 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# Both functions ship the whole lambda/ folder: one way to read and refuse an environment.
+from streamdesk_processor.config import ENDPOINT_VARIABLES, env_int
+from streamdesk_processor.errors import ConfigError
+
 ROLLUPS_TABLE = "ROLLUPS_TABLE"
 ROLLUP_RETENTION_DAYS = "ROLLUP_RETENTION_DAYS"
 ROLLUP_WRITE_SHARDS = "ROLLUP_WRITE_SHARDS"
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 DEFAULT_RETENTION_DAYS = 400
 DEFAULT_WRITE_SHARDS = 4
 # How long a request's ledger entry outlives its last counted record: longer than the stream keeps a
 # record (24 hours), so no redelivery can arrive after its entry expired.
 LEDGER_TTL_SECONDS = 2 * 86_400
-
-
-class ConfigError(ValueError):
-    """The function's environment is wrong: it fails every invocation with this message."""
 
 
 @dataclass(frozen=True)
@@ -46,19 +45,9 @@ class RollupsConfig:
             raise ConfigError(f"{ROLLUPS_TABLE} is not set: the function does not know its table")
         return cls(
             table_name=table,
-            retention_days=_int(environ, ROLLUP_RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
-            write_shards=_int(environ, ROLLUP_WRITE_SHARDS, DEFAULT_WRITE_SHARDS),
+            retention_days=env_int(environ, ROLLUP_RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
+            write_shards=env_int(environ, ROLLUP_WRITE_SHARDS, DEFAULT_WRITE_SHARDS),
         )
-
-
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def environment_key(environ: Mapping[str, str]) -> tuple[str | None, ...]:
