@@ -23,7 +23,7 @@ from backend.local.esm_config import load_esm_config
 from backend.local.local_template import local_template
 from backend.local.restarts import RestartPolicy
 from backend.local.table import ensure_table
-from backend.local.trigger import Trigger
+from backend.local.trigger import Trigger, processor_concurrency
 from backend.settings import Settings
 from backend.stack_restarts import RESTARTS_FILE
 from backend.store.reader import RequestStore
@@ -168,6 +168,8 @@ def test_concurrency_and_shard_progress_while_batches_are_in_flight(
     numbers = metrics(app)
     assert numbers["Batches at once per shard"] == "2"
     assert numbers["Batch size"] == str(esm.batch_size)
+    concurrency = processor_concurrency(esm)  # the function's CONCURRENCY variable in the template
+    assert numbers["Records at once per invocation"] == (str(concurrency) if concurrency else "—")
     in_flight = int(numbers["Batches in flight"])
     assert 1 <= in_flight <= 2
     [shard] = frame_with(app, "not checkpointed")
