@@ -1,5 +1,6 @@
-"""Pipeline health: the trigger (local twin or deployed event source mapping), the batches it gave up on
-resolved back to their requests, the table, and stuck requests with what to do about each.
+"""Pipeline health: the trigger (local twin or deployed event source mapping), with the local twin's table
+outages, concurrency and per-shard progress; the batches it gave up on resolved back to their requests; the
+table; the local stack's processes and their restarts; and stuck requests with what to do about each.
 
 "Reconcile" (operators only) hands back the stuck requests a redrive can fix. Everything else on the page
 is read-only; errors are shown as text.
@@ -25,8 +26,9 @@ from backend.computed.stuck import ADVICE, StuckRequest
 from backend.dashboard import controls, formatting, notices, reads, sign_in
 from backend.deployed.health import Part
 from backend.roles import PermissionDenied
+from backend.stack_restarts import ComponentState, StackRestarts
 from backend.store.calls import StoreUnavailable
-from backend.trigger_state import TriggerMode
+from backend.trigger_state import TriggerMode, TriggerState
 
 KEY_RECONCILE_ASKED: Final = "sd_health_reconcile_asked"
 KEY_RECONCILE_REPORT: Final = "sd_health_reconcile_report"
@@ -129,6 +131,115 @@ def _deployed_trigger(report: HealthReport) -> None:
     figure.update_yaxes(matches=None)
     figure.update_layout(height=520, margin=formatting.CHART_MARGIN)
     st.plotly_chart(figure, key="health_cloudwatch")
+
+
+# ------------------------------------------------------------------------------------ local twin
+def _table_outages(state: TriggerState, now: int) -> None:
+    st.markdown("**Table outages**")
+    if state.table_unreachable_since is not None:
+        st.warning(
+            f"The table does not answer (since {_ago(state.table_unreachable_since, now)}): the trigger is "
+            "waiting for the table; no retries are being spent. Its batches go on once the table is back."
+        )
+    cols = st.columns(4)
+    cols[0].metric(
+        "Outages waited out",
+        state.table_outages_waited,
+        help="Failed batches that found the table unreachable: the trigger waited instead of retrying.",
+    )
+    cols[1].metric("Time waited for the table", formatting.fmt_duration(state.table_outage_seconds * 1000))
+    cols[2].metric(
+        "Records parked by an outage",
+        state.parked_by_outage,
+        help="Given up on while the table was unreachable; handed back to the function once it answers.",
+    )
+    cols[3].metric("Batches handed back after an outage", state.handed_back_after_outage)
+
+
+def _concurrency(state: TriggerState) -> None:
+    st.markdown("**Concurrency and shards**")
+    concurrency = state.processor_concurrency
+    cols = st.columns(4)
+    cols[0].metric(
+        "Batches at once per shard",
+        state.parallelization_factor,
+        help="The mapping's ParallelizationFactor: a shard's keys are spread over this many lanes.",
+    )
+    cols[1].metric("Batch size", state.batch_size)
+    cols[2].metric(
+        "Records at once per invocation",
+        concurrency if concurrency is not None else formatting.NO_VALUE,
+        help="The function's CONCURRENCY variable (unset: one record after the other).",
+    )
+    cols[3].metric(
+        "Batches in flight",
+        state.in_flight_batches,
+        help=f"Invocations running now; at most {state.parallelization_factor} per open shard.",
+    )
+    if not state.shard_progress:
+        st.caption("No shard read yet.")
+        return
+    rows = [
+        {
+            "shard": p.shard_id,
+            "checkpoint": p.checkpoint or formatting.NO_VALUE,
+            "last read": p.last_read or formatting.NO_VALUE,
+            "buffered": p.buffered,
+            "queued": p.queued,
+            "in flight": p.in_flight_batches,
+            "not checkpointed": p.not_checkpointed,
+            "closed": p.closed,
+        }
+        for p in state.shard_progress
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="health_shards")
+    st.caption(
+        "Not checkpointed: records read but not yet passed by the checkpoint (waiting, in flight, or done "
+        "behind one that is not). If it grows while the checkpoint stays put, a slow or retrying batch is "
+        "holding the shard back; after a restart the trigger reads again from the checkpoint."
+    )
+
+
+def _restarts(report: HealthReport, now: int) -> None:
+    st.subheader("Local stack processes")
+    if Part.RESTARTS in report.errors:
+        st.warning(f"Cannot read the supervisor's restarts: {report.errors[Part.RESTARTS]}")
+        return
+    restarts = report.restarts
+    if restarts is None:
+        st.caption("No restarts to show: the stack here was not started by `make up`'s supervisor.")
+        return
+    if restarts.stopped_because:
+        st.error(f"The supervisor stopped the stack because {restarts.stopped_because}.")
+    for component in restarts.components:
+        if component.state is ComponentState.RESTARTING:
+            st.warning(
+                f"{component.name} is being restarted (last exit: {component.last_exit or 'unknown'}, "
+                f"{_ago(component.last_exit_at, now)})."
+            )
+    st.dataframe(_restart_rows(restarts, now), hide_index=True, key="health_restarts")
+    st.caption(
+        f"Updated {_ago(restarts.updated_at, now)}. A component that dies is restarted after 0.5 s, doubling "
+        "per death within a minute; the fifth death within a minute stops the stack."
+    )
+
+
+def _restart_rows(restarts: StackRestarts, now: int) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "component": c.name,
+                "state": c.state.value,
+                "pid": str(c.pid) if c.pid is not None else formatting.NO_VALUE,
+                "restarts": c.restarts,
+                "last exit": c.last_exit or formatting.NO_VALUE,
+                "exited": _ago(c.last_exit_at, now),
+                "restarted": _ago(c.last_restart_at, now),
+                "deaths in the last minute": c.deaths_in_window,
+            }
+            for c in restarts.components
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------ destination
@@ -300,17 +411,20 @@ def live_health() -> None:
     now = reads.now_ms()
     report = reads.cached_health(settings, now)
     st.subheader("Trigger" + (f" (stack {settings.stack})" if settings.stack else " (local twin)"))
+    state = report.local.state if report.local is not None else None
     if report.deployed_mode:
         _deployed_trigger(report)
     else:
         _local_trigger(report, now)
+        if state is not None:
+            _table_outages(state, now)
+            _concurrency(state)
     _destination(report)
     _table(report)
-    other = {
-        k: v
-        for k, v in report.errors.items()
-        if k not in (Part.TABLE, Part.FAILURE_DESTINATION, Part.FAILURE_QUEUE, Part.MAPPING)
-    }
+    if not report.deployed_mode:
+        _restarts(report, now)  # the supervisor of `make up`: a deployed stack has none
+    shown = (Part.TABLE, Part.FAILURE_DESTINATION, Part.FAILURE_QUEUE, Part.MAPPING, Part.RESTARTS)
+    other = {k: v for k, v in report.errors.items() if k not in shown}
     for part, problem in other.items():
         st.warning(f"{part}: {formatting.md_escape(problem)}")
 

@@ -36,6 +36,7 @@ from backend.deployed.health import (
     parse_failure_message,
 )
 from backend.settings import Settings
+from backend.stack_restarts import StackRestarts, read_restarts
 from backend.store.calls import StoreUnavailable
 from backend.store.models import TableInfo
 from backend.store.reader import RequestStore
@@ -246,6 +247,8 @@ class HealthReport:
     failure_messages: int  # how many messages the destination holds (or shows)
     table: TableInfo | None
     errors: dict[str, str] = field(default_factory=dict)
+    # The local supervisor's restarts (``make up``); None for a deployed stack or when it never ran here.
+    restarts: StackRestarts | None = None
 
 
 def local_trigger(settings: Settings, now_ms: int) -> LocalTrigger:
@@ -296,7 +299,12 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
             failures = _resolve_all(streams_client(settings), batches, now_ms, stream_arn)
     except (OSError, ValueError) as error:
         errors[Part.FAILURE_DESTINATION] = f"cannot read the failure destination: {error}"
-    return HealthReport(False, trigger, local, None, failures, count, table, errors)
+    restarts: StackRestarts | None = None
+    try:
+        restarts = read_restarts(settings.data_dir)
+    except ValueError as error:
+        errors[Part.RESTARTS] = str(error)
+    return HealthReport(False, trigger, local, None, failures, count, table, errors, restarts)
 
 
 def _deployed_report(

@@ -59,6 +59,7 @@ class Part(StrEnum):
     MAPPING = "mapping"
     METRICS = "metrics"
     FAILURE_QUEUE = "failure_queue"
+    RESTARTS = "restarts"  # the local supervisor's restart file
 
 
 @dataclass(frozen=True)

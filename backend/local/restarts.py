@@ -1,5 +1,5 @@
 """How the supervisor restarts what died: the words for a death, the backoff, when to give up, and the
-state file the dashboard reads (``<data dir>/stack/restarts.json``, docs/internal-contracts.md).
+state file the dashboard reads (``<data dir>/stack/restarts.json``, typed in backend/stack_restarts.py).
 
 A component that dies is restarted after a backoff that doubles with each death in the crash window
 (0.5 s, 1 s, 2 s ... at most ``MAX_DELAY_SECONDS``). ``GIVE_UP_AFTER`` deaths within ``WINDOW_SECONDS``
@@ -8,26 +8,27 @@ is a crash loop that restarting will not fix: the supervisor stops the stack and
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from backend.local.checkpoint import atomic_write_json
+from backend.stack_restarts import ComponentRestarts, ComponentState, StackRestarts
 
 FIRST_DELAY_SECONDS: Final = 0.5
 MAX_DELAY_SECONDS: Final = 8.0
 WINDOW_SECONDS: Final = 60.0
 GIVE_UP_AFTER: Final = 5
 
-RUNNING: Final = "running"
-RESTARTING: Final = "restarting"
-GAVE_UP: Final = "gave up"
-STOPPED: Final = "stopped"
+# The states are defined once, with the file's shape, in backend/stack_restarts.py.
+RUNNING: Final = ComponentState.RUNNING
+RESTARTING: Final = ComponentState.RESTARTING
+GAVE_UP: Final = ComponentState.GAVE_UP
+STOPPED: Final = ComponentState.STOPPED
 
 
 def describe_exit(returncode: int) -> str:
@@ -46,23 +47,25 @@ class ComponentRecord:
     """What the supervisor remembers about one component's deaths and restarts."""
 
     restarts: int = 0
-    state: str = RUNNING
+    state: ComponentState = RUNNING
     pid: int | None = None
     last_exit: str | None = None
     last_exit_at: int | None = None  # epoch ms
     last_restart_at: int | None = None  # epoch ms
     deaths: deque[float] = field(default_factory=deque)  # monotonic times within the window
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "restarts": self.restarts,
-            "state": self.state,
-            "pid": self.pid,
-            "lastExit": self.last_exit,
-            "lastExitAt": self.last_exit_at,
-            "lastRestartAt": self.last_restart_at,
-            "deathsInWindow": len(self.deaths),
-        }
+    def typed(self, name: str) -> ComponentRestarts:
+        """The component as the state file shows it."""
+        return ComponentRestarts(
+            name=name,
+            state=self.state,
+            restarts=self.restarts,
+            pid=self.pid,
+            last_exit=self.last_exit,
+            last_exit_at=self.last_exit_at,
+            last_restart_at=self.last_restart_at,
+            deaths_in_window=len(self.deaths),
+        )
 
 
 @dataclass(frozen=True)
@@ -143,24 +146,14 @@ class RestartPolicy:
             record.pid = None
         self.write()
 
-    def state(self) -> dict[str, Any]:
-        return {
-            "startedAt": self._started_at,
-            "updatedAt": self._wall_ms(),
-            "stoppedBecause": self.stopped_because,
-            "components": {name: record.as_json() for name, record in self.records.items()},
-        }
+    def state(self) -> StackRestarts:
+        return StackRestarts(
+            started_at=self._started_at,
+            updated_at=self._wall_ms(),
+            stopped_because=self.stopped_because,
+            components=tuple(record.typed(name) for name, record in self.records.items()),
+        )
 
     def write(self) -> None:
         # Not fsynced: a view for the dashboard, rewritten on every change.
-        atomic_write_json(self.state_path, self.state(), durable=False)
-
-
-def read_restarts(data_dir: Path) -> dict[str, Any] | None:
-    """The supervisor's restart state for the dashboard (None when ``make up`` never ran here)."""
-    path = data_dir / "stack" / "restarts.json"
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
+        atomic_write_json(self.state_path, self.state().to_json(), durable=False)

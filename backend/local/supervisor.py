@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
 import httpx
@@ -31,10 +30,10 @@ from backend.local.private_files import PRIVATE_UMASK, secure_data_dir
 from backend.local.restarts import RestartPolicy, describe_exit
 from backend.local.table import ensure_table
 from backend.settings import Settings
+from backend.stack_restarts import RESTARTS_FILE
 from backend.template import PROJECT_ROOT
 
 _COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "dashboard": "36", "stack": "33"}
-RESTARTS_FILE = Path("stack") / "restarts.json"  # restarts.read_restarts reads it
 # What a component's absence means while it is being restarted (said with its death).
 WHILE_DOWN = {
     "dynamodb": "the API answers 503 (nothing stored); the trigger waits for the table, spending no retries",

@@ -24,7 +24,7 @@ import httpx
 
 from backend.local.dynamodb_local import client as dynamodb_client
 from backend.local.dynamodb_local import free_port
-from backend.local.restarts import read_restarts
+from backend.stack_restarts import read_restarts
 from tests.e2e.test_local_stack import Stack, _child_pid, start_stack, stop_stack
 from tests.processor_events import read_stream_records
 
@@ -160,10 +160,10 @@ def _healed_and_said_so(stack: Stack, data_dir: Path) -> None:
     restarts = read_restarts(data_dir)
     assert restarts is not None
     for name in VICTIMS:
-        component = restarts["components"][name]
-        assert component["restarts"] == ROUNDS and component["state"] == "running", (name, component)
-        assert component["lastExit"] == "killed by SIGKILL"
-    assert restarts["components"]["dashboard"]["restarts"] == 0
+        component = restarts.component(name)
+        assert component.restarts == ROUNDS and component.state == "running", (name, component)
+        assert component.last_exit == "killed by SIGKILL"
+    assert restarts.component("dashboard").restarts == 0
     # No batch was given up on: the outage of the table spent no retries.
     assert not (data_dir / "trigger" / "failure-destination.jsonl").exists()
 

@@ -13,6 +13,8 @@ from playwright.sync_api import Browser, Locator, Page, expect
 from streamdesk_processor import item as attr
 
 from backend.api_client import ApiClient
+from backend.local.restarts import RestartPolicy
+from backend.stack_restarts import RESTARTS_FILE
 from tests.e2e.conftest import LocalStack
 from tests.integration.test_health import abandoned_claim
 from tests.processor_events import read_item
@@ -104,8 +106,24 @@ def test_a_failed_request_is_retried_from_the_failures_page(
     }  # fmt: skip
     _settle_and_shoot(page, screenshots / "failures-retried.png")
 
+    # This stack runs without `make up`'s supervisor: its file is written by the supervisor's own policy.
+    restarts = RestartPolicy(local_stack.settings.data_dir / RESTARTS_FILE, ["dynamodb", "api", "trigger"])
+    for name in ("dynamodb", "api", "trigger"):
+        restarts.started(name, 1)
+    restarts.died("trigger", -9)
+    restarts.restarted("trigger", 2)
+
     page.goto(base + "/health")
     expect(page.get_by_role("heading", name="Pipeline health")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("Table outages", exact=True)).to_be_visible(timeout=WAIT_MS)
+    expect(_metric(page, "Outages waited out")).to_have_text("0", timeout=WAIT_MS)
+    expect(page.get_by_text("Concurrency and shards", exact=True)).to_be_visible(timeout=WAIT_MS)
+    expect(_metric(page, "Batches in flight")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("If it grows while the checkpoint stays put", exact=False)).to_be_visible(
+        timeout=WAIT_MS
+    )
+    expect(page.get_by_role("heading", name="Local stack processes")).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text("killed by SIGKILL", exact=False).first).to_be_attached(timeout=WAIT_MS)
     expect(page.get_by_text("Trigger running", exact=False)).to_be_visible(timeout=WAIT_MS)
     # The stuck list is a data grid: it paints on a canvas and keeps its cells in an accessibility table,
     # which Playwright may see as hidden depending on scrolling; the cell being there is what counts.

@@ -17,10 +17,10 @@ from backend.local.restarts import (
     RUNNING,
     RestartPolicy,
     describe_exit,
-    read_restarts,
 )
 from backend.local.supervisor import RESTARTS_FILE, Component, _watch
 from backend.settings import Settings
+from backend.stack_restarts import ComponentRestarts, StackRestarts, read_restarts
 
 
 class Clock:
@@ -86,17 +86,48 @@ def test_the_state_file_shows_a_component_being_restarted(tmp_path: Path) -> Non
     policy.died("dynamodb", -signal.SIGKILL)
     state = read_restarts(tmp_path)
     assert state is not None
-    assert state["components"]["dynamodb"]["state"] == RESTARTING
-    assert state["components"]["dynamodb"]["pid"] is None
-    assert state["components"]["api"] == {
+    assert state.component("dynamodb").state == RESTARTING
+    assert state.component("dynamodb").pid is None
+    assert state.component("api") == ComponentRestarts(
+        name="api",
+        restarts=0,
+        state=RUNNING,
+        pid=11,
+        last_exit=None,
+        last_exit_at=None,
+        last_restart_at=None,
+        deaths_in_window=0,
+    )
+    raw = json.loads((tmp_path / RESTARTS_FILE).read_text())
+    assert raw["components"]["api"] == {
         "restarts": 0,
-        "state": RUNNING,
+        "state": "running",
         "pid": 11,
         "lastExit": None,
         "lastExitAt": None,
         "lastRestartAt": None,
         "deathsInWindow": 0,
-    }
+    }  # the contract of docs/internal-contracts.md
+    assert StackRestarts.from_json(raw) == state
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[]",
+        "{not json",
+        '{"startedAt": 1, "updatedAt": 2}',
+        '{"startedAt": 1, "updatedAt": 2, "components": {"api": {"state": "asleep"}}}',
+        '{"startedAt": "soon", "updatedAt": 2, "components": {}}',
+    ],
+)
+def test_a_restart_file_that_is_not_the_supervisors_is_a_clear_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / RESTARTS_FILE
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"restart file|not JSON"):
+        read_restarts(tmp_path)
+    assert path.read_text() == text  # left as it was for a person to look at
 
 
 def _component(name: str, code: str) -> Component:
