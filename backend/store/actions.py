@@ -362,11 +362,17 @@ class RequestActions:
             return _status_change(
                 current,
                 now,
-                condition="#s = :pending",
+                # Never started: a PENDING request that already ran (a transient failure handed back, a
+                # redrive) has completed steps that a cancel would leave half done.
+                condition="#s = :pending AND (attribute_not_exists(#a) OR #a = :zero)",
                 to=Status.CANCELLED,
                 sets={"#fin": ":now", "#ttl": ":ttl"},
-                names={"#fin": attr.FINISHED_AT, "#ttl": attr.TTL},
-                values={":pending": {"S": Status.PENDING.value}, ":ttl": self._closed_ttl(now)},
+                names={"#fin": attr.FINISHED_AT, "#ttl": attr.TTL, "#a": attr.ATTEMPTS},
+                values={
+                    ":pending": {"S": Status.PENDING.value},
+                    ":zero": {"N": "0"},
+                    ":ttl": self._closed_ttl(now),
+                },
                 trail_values=trail.entry_values(TrailAction.CANCEL, actor.name, now),
             )
 

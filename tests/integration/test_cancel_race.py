@@ -26,6 +26,7 @@ from tests.processor_events import (
     lambda_context,
     make_processor,
     read_item,
+    step_attempts,
     stream_event,
 )
 
@@ -102,31 +103,38 @@ def test_claimed_first_the_cancel_is_409_processing_and_the_request_finishes(
     assert item.TRAIL not in stored  # the refused cancel left no mark
 
 
-def test_cancelled_between_two_attempts_the_redelivery_runs_nothing(
+def test_a_request_that_already_ran_steps_cannot_be_cancelled_and_finishes(
     api: httpx.Client, ddb: Any, table_name: str
 ) -> None:
+    """PENDING again after a transient failure is not "never started": its first step is done (a card
+    charged, say), and a cancel would leave it half done. 409, and the redelivery finishes it."""
     request_id = submit(api)
     record = insert_record(ddb, table_name, request_id)
     calls: list[int] = []
 
     def flaky(ctx: StepContext) -> dict[str, Any]:
         calls.append(ctx.attempt)
-        raise TransientError("the bank is down")
+        if ctx.attempt == 1:
+            raise TransientError("the bank is down")
+        return {}
 
     processor = make_processor(ddb, table_name, steps=(STEPS[0], Step("flaky", flaky), *STEPS[1:]))
     first = processor.handle(stream_event(record), lambda_context())
     assert len(first["batchItemFailures"]) == 1  # handed back: PENDING again, the trigger re-sends
     assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.PENDING
 
-    assert api.delete(f"/requests/{request_id}", headers=AUTH).status_code == 200
+    refused = api.delete(f"/requests/{request_id}", headers=AUTH)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["status"] == Status.PENDING.value
+    assert "never started" in refused.json()["message"]
     again = processor.handle(stream_event(record), lambda_context())  # the trigger's redelivery
 
     assert again == {"batchItemFailures": []}
-    assert calls == [1]  # the second delivery ran no step
+    assert calls == [1, 2]
     stored = read_item(ddb, table_name, request_id)
-    assert stored[item.STATUS] == Status.CANCELLED
-    assert stored[item.ATTEMPTS] == 1
-    assert item.CLAIM not in stored
+    assert stored[item.STATUS] == Status.SUCCEEDED
+    assert step_attempts(stored)[STEPS[0].name] == 1  # the completed step did not run again
+    assert item.TRAIL not in stored  # the refused cancel left no mark
 
 
 def test_cancels_racing_the_processor_never_end_both_processed_and_cancelled(

@@ -224,3 +224,20 @@ def test_closed_requests_are_still_found_listed_and_not_open(ddb: Any, settings:
     assert sorted(s.id for s in listed.items) == sorted([resolved, cancelled])
     found = pipeline.store.list_requests(RequestFilter(request_id=cancelled), 50)
     assert [s.status for s in found.items] == ["CANCELLED"]
+
+
+def test_cancel_refuses_a_pending_request_that_already_started(ddb: Any, table_name: str) -> None:
+    """PENDING again after an attempt (a transient failure handed back, a redrive) has completed steps:
+    a cancel would leave them half done, so it is refused like a request in progress."""
+    request_id = put_pending_item(ddb, table_name, {"order": 1})
+    ddb.update_item(
+        TableName=table_name,
+        Key={attr.ID: {"S": request_id}},
+        UpdateExpression="SET #a = :one",
+        ExpressionAttributeNames={"#a": attr.ATTEMPTS},
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    result = actions(ddb, table_name).cancel(request_id, OPERATOR)
+    assert (result.outcome, result.detail) == (Outcome.NOT_PENDING, f"status is {Status.PENDING.value}")
+    stored = read_item(ddb, table_name, request_id)
+    assert stored[attr.STATUS] == Status.PENDING and attr.TRAIL not in stored

@@ -297,10 +297,11 @@ def test_cancel_is_one_conditional_update_in_the_item_module_names(template: Tem
     cancel = _integration(template, *CANCEL)
     assert str(cancel["uri"]).endswith(":dynamodb:action/UpdateItem")
     request = cancel["requestTemplates"]["application/json"]
-    assert '"ConditionExpression": "#s = :pending"' in request
+    assert '"ConditionExpression": "#s = :pending AND (attribute_not_exists(#a) OR #a = :zero)"' in request
     names = json.loads(_member(r'"ExpressionAttributeNames": (\{[^}]*\})', request))
     assert names == {
         "#s": item.STATUS,
+        "#a": item.ATTEMPTS,
         "#b": item.STATE_BUCKET,
         "#u": item.UPDATED_AT,
         "#f": item.FINISHED_AT,
