@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import numpy as np
 import pandas as pd
-from streamdesk_processor.item import MS_PER_DAY, Status
+from streamdesk_processor.item import FAILED_OUTCOMES, MS_PER_DAY, Status
 
 from backend.clock import HOUR_MS
 from backend.store.models import RequestSummary
@@ -201,7 +201,7 @@ def throughput_frame(
         if index is not None:
             if s.status == Status.SUCCEEDED:
                 succeeded[index] += 1
-            elif s.status == Status.FAILED:
+            elif s.status in FAILED_OUTCOMES:  # a failure closed since still failed then
                 failed[index] += 1
     finished = succeeded + failed
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -224,7 +224,7 @@ def latency_frame(items: Iterable[RequestSummary]) -> pd.DataFrame:
     percentiles; end to end runs from the same mark."""
     rows = []
     for s in items:
-        if s.status not in (Status.SUCCEEDED, Status.FAILED):
+        if s.status != Status.SUCCEEDED and s.status not in FAILED_OUTCOMES:
             continue
         if s.created_at is None or s.started_at is None or s.finished_at is None:
             continue

@@ -100,15 +100,14 @@ def recount(
         if accepted is not None:
             accepted.counts[Transition.ACCEPTED] += 1
         status = (image.get(item.STATUS) or {}).get("S")
-        finished = (
-            bucket(_n(image, item.FINISHED_AT)) if status in (Status.SUCCEEDED, Status.FAILED) else None
-        )
+        ended = status == Status.SUCCEEDED or status in item.FAILED_OUTCOMES
+        finished = bucket(_n(image, item.FINISHED_AT)) if ended else None
         if finished is None:
             continue
         finished.counts[Transition.SUCCEEDED if status == Status.SUCCEEDED else Transition.FAILED] += 1
         for stage, value in latencies(image):
             finished.sketches[stage].add(value)
-        if status == Status.FAILED:
+        if status in item.FAILED_OUTCOMES:  # a resolved failure was counted when it failed
             group = error_group(image)
             finished.groups.setdefault(group.key, GroupCount(group.error_type, group.pattern)).count += 1
     return dict(sorted(buckets.items()))

@@ -314,3 +314,21 @@ def test_percentiles_of_one_to_a_hundred_worked_by_hand() -> None:
     ]
     row = latency_percentiles(latency_frame(items)).set_index("stage").loc["queue wait"]
     assert (row["p50"], row["p95"], row["p99"], row["count"]) == pytest.approx((50.5, 95.05, 99.01, 100))
+
+
+def test_a_failure_closed_since_still_failed_then_and_cancelled_never_finished() -> None:
+    """History does not change when a person closes a failure later: RESOLVED counts as the failure it
+    was (throughput, failure rate, latency); a cancelled request never ran, so it counts in neither."""
+    since = 1_000_000_020_000
+    first = since - since % 60_000
+    closed = summary(
+        id="r", status=Status.RESOLVED, created_at=since, started_at=since + 10, finished_at=first + 60_005
+    )
+    cancelled = summary(id="c", status=Status.CANCELLED, created_at=since, finished_at=first + 60_010)
+    frame = throughput_frame([closed, cancelled], since, since + 3 * 60_000, 60_000)
+    assert frame["failed"].tolist()[:2] == [0, 1]
+    assert frame["succeeded"].sum() == 0 and frame["failure_rate"].tolist()[1] == 1.0
+    latency = latency_frame([closed, cancelled])
+    assert latency["id"].tolist() == ["r"] and latency["processing_ms"].tolist() == [
+        first + 60_005 - since - 10
+    ]
