@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streamdesk_processor.environment import ENDPOINT_VARIABLES, table_name, whole_number
+
 ROLLUPS_TABLE = "ROLLUPS_TABLE"
 ROLLUP_RETENTION_DAYS = "ROLLUP_RETENTION_DAYS"
 ROLLUP_WRITE_SHARDS = "ROLLUP_WRITE_SHARDS"
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 DEFAULT_RETENTION_DAYS = 400
 DEFAULT_WRITE_SHARDS = 4
@@ -41,24 +42,11 @@ class RollupsConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RollupsConfig:
-        table = environ.get(ROLLUPS_TABLE, "").strip()
-        if not table:
-            raise ConfigError(f"{ROLLUPS_TABLE} is not set: the function does not know its table")
         return cls(
-            table_name=table,
-            retention_days=_int(environ, ROLLUP_RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
-            write_shards=_int(environ, ROLLUP_WRITE_SHARDS, DEFAULT_WRITE_SHARDS),
+            table_name=table_name(environ, ROLLUPS_TABLE, ConfigError),
+            retention_days=whole_number(environ, ROLLUP_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, ConfigError),
+            write_shards=whole_number(environ, ROLLUP_WRITE_SHARDS, DEFAULT_WRITE_SHARDS, ConfigError),
         )
-
-
-def _int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def environment_key(environ: Mapping[str, str]) -> tuple[str | None, ...]:
