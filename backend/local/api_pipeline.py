@@ -1,6 +1,12 @@
-"""The API twin's request pipeline, in API Gateway's order: route, API key, payload limit, content type,
-validation, request mapping, the integration call, the integration response and its mapping; gateway
-responses for errors before the integration, and the access log."""
+"""The API twin's request pipeline (routing onwards), in API Gateway's order, with its status codes.
+
+Route (403 MISSING_AUTHENTICATION_TOKEN), API key (403 INVALID_API_KEY), payload limit (413), content type
+against the request templates and ``passthroughBehavior`` (415), request validator and model (400), then
+the request mapping template, the integration call (``api_integration``), the integration response chosen
+by a regex on DynamoDB's status code, its mapping template and ``$context.responseOverride``. Errors before
+the integration answer with the template's gateway responses. One access-log line per request goes to the
+``streamdesk.api.access`` logger in the stage's AccessLogSetting format.
+"""
 
 from __future__ import annotations
 

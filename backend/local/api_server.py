@@ -1,13 +1,10 @@
-"""The API twin: API Gateway's REST API for one machine, read from ``infra/template.yaml``.
+"""The API twin's entry: API Gateway's REST API for one machine, read from ``infra/template.yaml``, served.
 
-An ASGI app (starlette, served by uvicorn) that does what API Gateway does with the template's API, in
-API Gateway's order: route (403 MISSING_AUTHENTICATION_TOKEN), API key (403 INVALID_API_KEY), payload
-limit (413), content type against the request templates and ``passthroughBehavior`` (415), request
-validator and model (400), then the request mapping template, a SigV4-signed call of the DynamoDB action
-named by the integration uri, the integration response chosen by a regex on DynamoDB's status code, its
-mapping template and ``$context.responseOverride``. Errors before the integration answer with the
-template's gateway responses. One access-log line per request goes to the ``streamdesk.api.access``
-logger in the stage's AccessLogSetting format.
+An ASGI app (starlette, served by uvicorn, from one process or forked workers: ``api_workers``) that does
+what API Gateway does with the template's API. The parts: ``api_pipeline`` (route, API key, payload limit,
+content type, validation, mapping templates, integration response, gateway responses, access log),
+``api_integration`` (the SigV4-signed DynamoDB call), ``api_context`` (``$context``), ``apigateway`` (the
+API as the template defines it) and ``vtl`` (the Velocity engine).
 """
 
 from __future__ import annotations
