@@ -1,6 +1,6 @@
-"""The local trigger's state file, typed: one definition for the writer (``backend.local.trigger``) and every
-reader (the supervisor, the health page, the stuck diagnosis), the one liveness rule, and the reader of the
-trigger's on-failure destination.
+"""The local trigger's state file, typed: one definition for the writer
+(``backend.local.trigger_report``) and every reader (the supervisor, the health page, the stuck
+diagnosis), the one liveness rule, and the reader of the trigger's on-failure destination.
 
 Light imports only (no boto3): the dashboard reads these files on every refresh. The files and their
 shapes are described in docs/internal-contracts.md ("Trigger twin files").

@@ -59,6 +59,16 @@ GATEWAY_ERROR_TYPES: Mapping[str, str] = {
 _DEFAULT_GATEWAY_TEMPLATE = '{"message":$context.error.messageString}'
 
 
+class GatewayReply(Exception):
+    """Stop processing a request and answer with the gateway response of ``response_type``."""
+
+    def __init__(self, response_type: str, message: str | None = None, validation: str = "") -> None:
+        super().__init__(response_type)
+        self.response_type = response_type
+        self.message = message
+        self.validation = validation
+
+
 @dataclass(frozen=True)
 class RequestValidator:
     name: str

@@ -1,5 +1,5 @@
 """How Lambda reads a stream invocation's outcome, and the message it sends to the on-failure destination
-when it gives up on a batch (used by the trigger twin, backend/local/trigger.py)."""
+when it gives up on a batch (used by the trigger twin, backend/local/batch_delivery.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What the trigger twin keeps per shard and per batch being delivered (backend/local/trigger.py)."""
+"""What the trigger twin keeps per shard and per batch being delivered (see backend/local/trigger.py)."""
 
 from __future__ import annotations
 

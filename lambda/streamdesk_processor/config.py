@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from streamdesk_processor.environment import ENDPOINT_VARIABLES, table_name, whole_number
 from streamdesk_processor.errors import ConfigError
 
 TABLE_NAME = "TABLE_NAME"
@@ -13,8 +14,6 @@ MAX_RETRIES = "MAX_RETRIES"
 CONCURRENCY = "CONCURRENCY"  # records of different requests processed at once within a batch
 # "true" obeys a request's `simulate` object (template parameter AllowSimulate); anything unset is off.
 ALLOW_SIMULATE = "ALLOW_SIMULATE"
-# boto3 reads these by itself; they are listed so that a change of endpoint rebuilds the client.
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 # Used only when the variable is unset (the template always sets both).
 DEFAULT_RETENTION_DAYS = 7
@@ -48,14 +47,11 @@ class ProcessorConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> ProcessorConfig:
-        table = environ.get(TABLE_NAME, "").strip()
-        if not table:
-            raise ConfigError(f"{TABLE_NAME} is not set: the function does not know its table")
         return cls(
-            table_name=table,
-            retention_days=env_int(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
-            max_retries=env_int(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES),
-            concurrency=env_int(environ, CONCURRENCY, DEFAULT_CONCURRENCY),
+            table_name=table_name(environ, TABLE_NAME, ConfigError),
+            retention_days=whole_number(environ, RETENTION_DAYS, DEFAULT_RETENTION_DAYS, ConfigError),
+            max_retries=whole_number(environ, MAX_RETRIES, DEFAULT_MAX_RETRIES, ConfigError),
+            concurrency=whole_number(environ, CONCURRENCY, DEFAULT_CONCURRENCY, ConfigError),
             allow_simulate=_flag(environ, ALLOW_SIMULATE),
         )
 
@@ -66,17 +62,6 @@ class ProcessorConfig:
     def retries_spent(self, attempts: int) -> bool:
         """True once a request has started ``max_retries + 1`` times (never with unlimited retries)."""
         return self.max_retries != UNLIMITED_RETRIES and attempts >= self.max_retries + 1
-
-
-def env_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    """The whole number in ``name``, ``default`` when unset or blank; ConfigError naming it otherwise."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-# Both functions ship the whole lambda/ folder: one way to read and refuse an environment.
-from streamdesk_processor.config import ENDPOINT_VARIABLES, env_int
-from streamdesk_processor.errors import ConfigError
+from streamdesk_processor.environment import ENDPOINT_VARIABLES, table_name, whole_number
 
 ROLLUPS_TABLE = "ROLLUPS_TABLE"
 ROLLUP_RETENTION_DAYS = "ROLLUP_RETENTION_DAYS"
@@ -18,6 +16,10 @@ DEFAULT_WRITE_SHARDS = 4
 # How long a request's ledger entry outlives its last counted record: longer than the stream keeps a
 # record (24 hours), so no redelivery can arrive after its entry expired.
 LEDGER_TTL_SECONDS = 2 * 86_400
+
+
+class ConfigError(ValueError):
+    """The function's environment is wrong: it fails every invocation with this message."""
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,10 @@ class RollupsConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RollupsConfig:
-        table = environ.get(ROLLUPS_TABLE, "").strip()
-        if not table:
-            raise ConfigError(f"{ROLLUPS_TABLE} is not set: the function does not know its table")
         return cls(
-            table_name=table,
-            retention_days=env_int(environ, ROLLUP_RETENTION_DAYS, DEFAULT_RETENTION_DAYS),
-            write_shards=env_int(environ, ROLLUP_WRITE_SHARDS, DEFAULT_WRITE_SHARDS),
+            table_name=table_name(environ, ROLLUPS_TABLE, ConfigError),
+            retention_days=whole_number(environ, ROLLUP_RETENTION_DAYS, DEFAULT_RETENTION_DAYS, ConfigError),
+            write_shards=whole_number(environ, ROLLUP_WRITE_SHARDS, DEFAULT_WRITE_SHARDS, ConfigError),
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from backend.local.api_server import api_key_id
+from backend.local.api_context import api_key_id
 from backend.settings import Settings
 from backend.template import Template
 from tests.api_fixtures import running_api

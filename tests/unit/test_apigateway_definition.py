@@ -13,7 +13,7 @@ from backend.local.apigateway import (
     path_pattern,
     validation_error_string,
 )
-from backend.local.vtl import UTIL, VtlInput
+from backend.local.vtl_objects import UTIL, VtlInput
 from backend.template import LocalValues, Template
 
 

@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 
-from backend.local.vtl import (
-    UTIL,
-    RequestParams,
-    VelocityTemplate,
-    VtlError,
-    VtlInput,
-    escape_javascript,
-    render,
-    velocity_str,
-)
+from backend.local.vtl import VelocityTemplate, VtlError, render
+from backend.local.vtl_java import velocity_str
+from backend.local.vtl_objects import UTIL, RequestParams, VtlInput, escape_javascript
 
 # The template's idiom for embedding a string in JSON (see infra/template.yaml).
 EMBED = '{"s": "$util.escapeJavaScript($input.body).replaceAll("\\\\\'", "\'")"}'
