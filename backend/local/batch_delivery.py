@@ -159,7 +159,8 @@ class BatchDelivery:
             return
         shard.checkpoint = sequence_number
         with self._lock:  # lane workers of other shards save too
-            self._checkpoints.save(stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, False))
+            # shard.done: a lane's last watermark may land after the shard was found closed and done.
+            self._checkpoints.save(stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, shard.done))
 
     def _process(self, shard: Shard, batch: list[StreamRecord]) -> int:
         """Deliver one batch until every record is done (delivered, or given up); returns invocations'
@@ -217,7 +218,7 @@ class BatchDelivery:
 
     def _outage_waited_out(self, segment: Segment) -> bool:
         try:
-            waited = self._outage.waited_out()
+            waited = self._outage.waited_out(on_wait=lambda: self._report.write(force=True))
         except OutageStopped:
             raise Stopped from None
         segment.outage_seen = segment.outage_seen or waited

@@ -285,6 +285,9 @@ def _restart(
     try:
         _start(component, settings, stopping)
     except StackError as error:
+        # A restart was made even if the child died again before it was ready: count it, so that the
+        # count does not depend on which the watch saw first, the death or the failed readiness check.
+        policy.restarted(component.name, None)
         _Printer("stack").line(f"!!! {component.name} did not come back: {error}; trying again")
         component.stop()  # counted as another death on the next look
         return True

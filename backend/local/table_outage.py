@@ -68,10 +68,12 @@ class OutageGuard:
         such a record may be the outage's doing, not the request's."""
         return self.last_unreachable_at is not None and self.last_unreachable_at >= arrived_at
 
-    def waited_out(self) -> bool:
+    def waited_out(self, on_wait: Callable[[], None] | None = None) -> bool:
         """After a failed batch: True if the table was unreachable and is back (retry without counting).
 
-        Blocks while the table does not answer; raises :class:`OutageStopped` if asked to stop meanwhile.
+        Blocks while the table does not answer, calling ``on_wait`` after every probe (the trigger writes
+        its state then, so that the dashboard sees it waiting, alive); raises :class:`OutageStopped` if
+        asked to stop meanwhile.
         """
         if self.reachable():
             return False
@@ -83,6 +85,8 @@ class OutageGuard:
         log.warning("the table does not answer: waiting for it; the batch's retries are not being spent")
         wait = FIRST_WAIT_SECONDS
         while not self.reachable():
+            if on_wait is not None:
+                on_wait()
             if self.stop.wait(wait):
                 raise OutageStopped
             wait = min(wait * 2, MAX_WAIT_SECONDS)
@@ -117,17 +121,15 @@ class OutageGuard:
         if time.monotonic() < self._next_hand_back or not self.parked_path.is_file():
             return 0
         self._next_hand_back = time.monotonic() + HAND_BACK_EVERY_SECONDS
-        with self._lock:  # a batch parked meanwhile waits, so the rewrite below cannot drop it
-            batches = self.parked()
-            if not batches or not self.reachable():
-                return 0
-            left = []
-            finished = 0
-            for batch in batches:
-                if deliver(batch["Records"]):
-                    finished += 1
-                else:
-                    left.append(batch)
+        batches = self.parked()
+        if not batches or not self.reachable():
+            return 0
+        # Delivered outside the lock (lanes that finish a batch meanwhile must not wait on it); the
+        # rewrite below keeps every line parked meanwhile, since it removes only the lines delivered here.
+        delivered = {json.dumps(batch) for batch in batches if deliver(batch["Records"])}
+        finished = len(delivered)
+        with self._lock:
+            left = [batch for batch in self.parked() if json.dumps(batch) not in delivered]
             text = "".join(json.dumps(batch) + "\n" for batch in left)
             atomic_write_text(self.parked_path, text)
             self.handed_back += finished

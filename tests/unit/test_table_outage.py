@@ -76,3 +76,27 @@ def test_parked_batches_are_handed_back_once_the_table_answers(tmp_path: Path) -
     assert [b["Records"] for b in guard.parked()] == [first]
     assert guard.hand_back(lambda records: True) == 1
     assert guard.parked() == [] and guard.handed_back == 2
+
+
+def test_the_wait_reports_itself_after_every_probe(tmp_path: Path) -> None:
+    """The trigger writes its state from ``on_wait``: a trigger waiting for the table stays alive on
+    the health page, with the time the outage began."""
+    guard = OutageGuard(Table([False, False, False, True]), tmp_path / "parked.jsonl")
+    seen: list[Any] = []
+    assert guard.waited_out(on_wait=lambda: seen.append(guard.stats()["table_unreachable_since"])) is True
+    assert len(seen) == 2  # the second and third probes failed while waiting
+    assert all(isinstance(since, int) for since in seen)
+    assert guard.stats()["table_unreachable_since"] is None
+
+
+def test_a_batch_parked_during_a_hand_back_is_kept(tmp_path: Path) -> None:
+    """Delivery runs outside the lock: what a lane parks meanwhile survives the rewrite."""
+    guard = OutageGuard(Table([]), tmp_path / "parked.jsonl")
+    guard.park([{"eventID": "first"}], "RetryAttemptsExhausted")
+
+    def deliver(records: list[dict[str, Any]]) -> bool:
+        guard.park([{"eventID": "meanwhile"}], "RecordAgeExceeded")  # a lane giving up during delivery
+        return True
+
+    assert guard.hand_back(deliver) == 1
+    assert [b["Records"] for b in guard.parked()] == [[{"eventID": "meanwhile"}]]
