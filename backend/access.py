@@ -89,19 +89,17 @@ class AttemptLimiter:
             failures.popleft()
         return failures
 
-    def wait_seconds(self, client: str) -> float:
-        """How long ``client`` must wait before its next attempt is even considered (0: go ahead)."""
+    def try_acquire(self, client: str) -> float:
+        """Take an attempt for ``client`` atomically: 0 and a provisional failure recorded (undone by
+        :meth:`succeeded`), or the seconds to wait. Check and record in one step, so that many sessions
+        at once cannot all pass the check before any of their failures is counted."""
         with self._lock:
             now = self.clock()
             failures = self._recent(client, now)
-            if len(failures) < self.limit:
-                return 0.0
-            return max(0.0, failures[0] + self.window_s - now)
-
-    def failed(self, client: str) -> None:
-        with self._lock:
-            now = self.clock()
-            self._recent(client, now).append(now)
+            if len(failures) >= self.limit:
+                return max(0.0, failures[0] + self.window_s - now)
+            failures.append(now)
+            return 0.0
 
     def succeeded(self, client: str) -> None:
         with self._lock:

@@ -82,13 +82,12 @@ def _password_sign_in(settings: Settings) -> Actor | None:
     if not submitted:
         return None
     client = _client_address()
-    wait = PASSWORD_ATTEMPTS.wait_seconds(client)
+    wait = PASSWORD_ATTEMPTS.try_acquire(client)  # counted as a failure until it succeeds
     if wait > 0:
         st.error(f"Too many wrong passwords: try again in {int(wait) + 1} s.")
         return None
     matched = role_for_password(settings, password)
     if matched is None:
-        PASSWORD_ATTEMPTS.failed(client)
         time.sleep(FAILED_ATTEMPT_DELAY_S)
         st.error("Wrong password.")
         return None

@@ -3,6 +3,8 @@ limit on password guessing."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -73,13 +75,27 @@ def test_guessing_is_limited_per_client_and_the_limit_passes() -> None:
     clock = FakeClock()
     limiter = AttemptLimiter(limit=3, window_s=60, clock=clock)
     for _ in range(3):
-        assert limiter.wait_seconds("1.2.3.4") == 0
-        limiter.failed("1.2.3.4")
+        assert limiter.try_acquire("1.2.3.4") == 0  # taken, and counted until it succeeds
         clock.now += 1
-    assert limiter.wait_seconds("1.2.3.4") == pytest.approx(57)  # the first failure leaves at 1060
-    assert limiter.wait_seconds("5.6.7.8") == 0  # another client has its own budget
+    assert limiter.try_acquire("1.2.3.4") == pytest.approx(57)  # the first one leaves at 1060
+    assert limiter.try_acquire("5.6.7.8") == 0  # another client has its own budget
     clock.now = 1060.5
-    assert limiter.wait_seconds("1.2.3.4") == 0
-    limiter.failed("1.2.3.4")
+    assert limiter.try_acquire("1.2.3.4") == 0
     limiter.succeeded("1.2.3.4")
-    assert limiter.wait_seconds("1.2.3.4") == 0
+    assert limiter.try_acquire("1.2.3.4") == 0
+
+
+def test_attempts_are_taken_atomically_so_parallel_sessions_share_one_budget() -> None:
+    clock = FakeClock()
+    limiter = AttemptLimiter(limit=3, window_s=60, clock=clock)
+    barrier = threading.Barrier(20)
+
+    def attempt() -> float:
+        barrier.wait()
+        return limiter.try_acquire("1.2.3.4")
+
+    with ThreadPoolExecutor(20) as pool:
+        waits = list(pool.map(lambda _: attempt(), range(20)))
+    assert sum(1 for wait in waits if wait == 0) == 3  # exactly the budget got through
+    limiter.succeeded("1.2.3.4")  # one of them had the right password: its budget is back
+    assert limiter.try_acquire("1.2.3.4") == 0
