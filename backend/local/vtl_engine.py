@@ -128,6 +128,16 @@ def _patch_directives(engine: Any) -> None:
                 return
         self.else_block.evaluate(stream, namespace, loader)
 
+    def else_parse(self: Any) -> None:
+        # Velocity 1.7's lexer takes the rest of an "#else" line, its newline included, as part of the
+        # directive (ELSE_DIRECTIVE in Parser.jjt), as it does for #if and #end: no blank line in the output.
+        self.identity_match(self.START)
+        self.optional_match(engine.WHITESPACE_TO_END_OF_LINE)
+        self.block = self.require_next_element(engine.Block, "block")
+        self.evaluate = self.block.evaluate
+
+    engine.ElseBlock.parse = else_parse
+
     engine.IfDirective.evaluate_raw = if_evaluate
 
     def set_evaluate(self: Any, stream: Any, namespace: Any, loader: Any) -> None:

@@ -52,6 +52,7 @@ def test_a_retry_with_the_same_key_and_body_returns_the_same_request(
     request_id = first.json()["id"]
     assert request_id == f"{api_key_id(KEY)}:order-42"
     assert first.json() == {"id": request_id, "status": "PENDING"}
+    assert first.text.startswith("{"), repr(first.text)  # no blank line left by the template's directives
     # The header's name is case-insensitive (HTTP/2 clients send it lower case).
     again = api.put("/requests", content='{"order": 42}', headers={**AUTH, "idempotency-key": "order-42"})
     assert again.status_code == 202 and again.json() == first.json()

@@ -239,3 +239,18 @@ def test_the_airspeed_package_itself_is_left_alone() -> None:
     # The corrections live in a private copy: the installed module still behaves like airspeed.
     assert airspeed.Template('#set($x = "\\\\\'")$x').merge({}) == "\\'"
     assert render('#set($x = "\\\\\'")$x', ns()) == "\\\\'"
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("#if(false)\nA\n#else\nB\n#end\n", "B\n"),
+        ("#if(false)\nA\n#else  \nB\n#end\n", "B\n"),
+        ("#if(true)\nA\n#else\nB\n#end\n", "A\n"),
+        ("#if(false)\nA\n#elseif(true)\nC\n#else\nB\n#end\n", "C\n"),
+    ],
+)
+def test_an_else_line_leaves_no_blank_line(source: str, expected: str) -> None:
+    """Velocity 1.7 takes the rest of an #else line with the directive (as for #if and #end), so an
+    API answer rendered from an #else branch does not start with a blank line."""
+    assert render(source, {}) == expected
