@@ -35,6 +35,7 @@ def load_engine() -> ModuleType:
     _patch_string_literals(engine)
     _patch_references(engine)
     _patch_directives(engine)
+    _patch_else(engine)
     return engine
 
 
@@ -128,16 +129,6 @@ def _patch_directives(engine: Any) -> None:
                 return
         self.else_block.evaluate(stream, namespace, loader)
 
-    def else_parse(self: Any) -> None:
-        # Velocity 1.7's lexer takes the rest of an "#else" line, its newline included, as part of the
-        # directive (ELSE_DIRECTIVE in Parser.jjt), as it does for #if and #end: no blank line in the output.
-        self.identity_match(self.START)
-        self.optional_match(engine.WHITESPACE_TO_END_OF_LINE)
-        self.block = self.require_next_element(engine.Block, "block")
-        self.evaluate = self.block.evaluate
-
-    engine.ElseBlock.parse = else_parse
-
     engine.IfDirective.evaluate_raw = if_evaluate
 
     def set_evaluate(self: Any, stream: Any, namespace: Any, loader: Any) -> None:
@@ -177,3 +168,16 @@ def _patch_directives(engine: Any) -> None:
             self.block.evaluate(stream, local, loader)
 
     engine.ForeachDirective.evaluate_raw = foreach_evaluate
+
+
+def _patch_else(engine: Any) -> None:
+    """Velocity 1.7's lexer takes the rest of an ``#else`` line, its newline included, as part of the
+    directive (ELSE_DIRECTIVE in Parser.jjt), as it does for ``#if`` and ``#end``: no blank line."""
+
+    def else_parse(self: Any) -> None:
+        self.identity_match(self.START)
+        self.optional_match(engine.WHITESPACE_TO_END_OF_LINE)
+        self.block = self.require_next_element(engine.Block, "block")
+        self.evaluate = self.block.evaluate
+
+    engine.ElseBlock.parse = else_parse
