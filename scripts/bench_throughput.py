@@ -7,7 +7,10 @@ Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (
 
 - ingest: ``PUT /requests`` through the API twin against raw ``PutItem`` calls of the same item, both at 8
   and at 32 concurrent clients (threads in this process), in requests a second, and their ratio;
-- engine ceiling: raw ``UpdateItem`` calls a second at the processor's concurrency;
+- engine ceiling: raw ``UpdateItem`` calls a second at the processor's concurrency, on a fresh table right
+  before and right after the plain drain (their mean is the ceiling); the same writes with the two indexes'
+  keys set as well, as every processor write updates them (what index upkeep costs the engine);
+- every phase runs on a table of its own; ingest on a DynamoDB Local of its own, stopped before the drains;
 - writes per request: DynamoDB writes (PutItem + UpdateItem) the pipeline spent per finished request,
   counted on the processor's client (they do not drift);
 - drain: a backlog of plain requests, then of a mixed load (mostly plain, some with 50-300 ms of work, a few
@@ -269,37 +272,85 @@ def ingest(settings: Settings, template: Template, ddb: Any, seconds: float) -> 
                   f"ratio {api / raw:.2f}x")  # fmt: skip
 
 
-def engine_ceiling(table: str, ddb: Any, concurrency: int, seconds: float) -> float:
-    """Raw UpdateItem calls a second (each a new item, conditional, like the processor's writes)."""
+def engine_ceiling(table: str, ddb: Any, concurrency: int, seconds: float, *, indexed: bool = False) -> float:
+    """Raw UpdateItem calls a second (each a new item, conditional, like the processor's writes).
+
+    ``indexed`` also sets the keys of the table's two indexes (byTime, byState), as every processor write
+    does (it sets ``updatedAt``, projected into both): a diagnostic of what index upkeep costs the engine.
+    """
+    names = {"#s": attr.STATUS, "#u": attr.UPDATED_AT}
+    values: dict[str, Any] = {":s": {"S": "BASELINE"}, ":u": {"N": "1"}}
+    expression = "SET #s = :s, #u = :u"
+    if indexed:
+        names |= {"#t": attr.TIME_BUCKET, "#b": attr.STATE_BUCKET, "#c": attr.CREATED_AT}
+        values |= {":t": {"S": "20419:0"}, ":b": {"S": "PROCESSING:0"}, ":c": {"N": "1"}}
+        expression += ", #t = :t, #b = :b, #c = :c"
 
     def raw_update() -> None:
         ddb.update_item(
-            TableName=table, Key={attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}},
-            UpdateExpression="SET #s = :s, #u = :u", ConditionExpression="attribute_not_exists(#s)",
-            ExpressionAttributeNames={"#s": attr.STATUS, "#u": attr.UPDATED_AT},
-            ExpressionAttributeValues={":s": {"S": "BASELINE"}, ":u": {"N": "1"}},
+            TableName=table, Key={attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}}, UpdateExpression=expression,
+            ConditionExpression="attribute_not_exists(#s)", ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )  # fmt: skip
 
-    ceiling = rate_of(concurrency, seconds, raw_update)
-    print(f"\nengine ceiling: raw UpdateItem at {concurrency} concurrent: {ceiling:7.1f}/s")
-    return ceiling
+    return rate_of(concurrency, seconds, raw_update)
 
 
-def pipeline(settings: Settings, template: Template, ddb: Any, ceiling: float, backlog: int) -> None:
+class Phases:
+    """A fresh table (and trigger data directory) for every phase, so nothing an earlier phase wrote (its
+    items, its stream, its checkpoints) is in the engine's way or read by a later one."""
+
+    def __init__(self, ddb_local: DynamoDBLocal, data_dir: Path, ddb: Any) -> None:
+        self._ddb_local = ddb_local
+        self._data_dir = data_dir
+        self.ddb = ddb
+
+    def table(self, name: str) -> tuple[Settings, Template]:
+        template = Template.load(local=LocalValues(refs={"RequestsTable": name}))
+        ensure_table(self.ddb, name, template)
+        return bench_settings(self._ddb_local.port, self._data_dir, name), template
+
+    def ceiling(self, name: str, concurrency: int, seconds: float, *, indexed: bool = False) -> float:
+        settings, _ = self.table(name)
+        return engine_ceiling(settings.table, self.ddb, concurrency, seconds, indexed=indexed)
+
+
+def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int) -> None:
+    """The plain drain between two ceilings taken right before and right after it (the machine's load
+    drifts within a minute), then the mixed drain and the latencies, each on a table of its own."""
     counter = WriteCounter()
+    ceiling_before = phases.ceiling("streamdesk-ceiling-1", concurrency, seconds)
+    plain_rate, writes = run_drain(phases, "streamdesk-plain", [BODY] * backlog, counter)
+    ceiling_after = phases.ceiling("streamdesk-ceiling-2", concurrency, seconds)
+    indexed = phases.ceiling("streamdesk-ceiling-3", concurrency, seconds, indexed=True)
+    ceiling = (ceiling_before + ceiling_after) / 2
+    writes_per_request = writes + 1  # + the API's PutItem (accept)
+    print(
+        f"\nengine ceiling: raw UpdateItem at {concurrency} concurrent (fresh tables): "
+        f"{ceiling_before:.1f}/s before the plain drain, {ceiling_after:.1f}/s after, mean {ceiling:.1f}/s"
+    )
+    print(
+        f"  the same writes setting both indexes' keys too (as the processor's do): "
+        f"{indexed:.1f}/s = {indexed / ceiling_after:.2f}x of the raw ceiling after the drain"
+    )
+    print(f"writes per plain request: {writes_per_request:.2f} (accept + processor)\n")
+    bound = ceiling / writes_per_request
+    print("drain (backlog accepted first, then drained)")
+    print(f"  plain : {plain_rate:7.1f}/s   ceiling/writes {bound:7.1f}/s   "
+          f"ratio {plain_rate / bound:.2f}x")  # fmt: skip
+    mixed_rate, _ = run_drain(phases, "streamdesk-mixed", mixed_bodies(backlog, random.Random(7)), counter)
+    print(f"  mixed : {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
+    settings, template = phases.table("streamdesk-latency")
     with api_process(settings) as base_url:
         submit = Submitter(base_url, settings.api_key, 16)
-        plain_rate, writes = drain(settings, template, submit, ddb, [BODY] * backlog, counter)
-        writes_per_request = writes + 1  # + the API's PutItem (accept)
-        print(f"writes per plain request: {writes_per_request:.2f} (accept + processor)\n")
-        bound = ceiling / writes_per_request
-        print("drain (backlog accepted first, then drained)")
-        print(f"  plain : {plain_rate:7.1f}/s   ceiling/writes {bound:7.1f}/s   "
-              f"ratio {plain_rate / bound:.2f}x")  # fmt: skip
-        mixed = mixed_bodies(backlog, random.Random(7))
-        mixed_rate, _ = drain(settings, template, submit, ddb, mixed, counter)
-        print(f"  mixed : {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
-        head_of_line(settings, template, ddb, submit, plain_rate / 2)
+        head_of_line(settings, template, phases.ddb, submit, plain_rate / 2)
+
+
+def run_drain(phases: Phases, table: str, bodies: list[str], counter: WriteCounter) -> tuple[float, float]:
+    settings, template = phases.table(table)
+    with api_process(settings) as base_url:
+        submit = Submitter(base_url, settings.api_key, 16)
+        return drain(settings, template, submit, phases.ddb, bodies, counter)
 
 
 def head_of_line(settings: Settings, template: Template, ddb: Any, submit: Submitter, rate: float) -> None:
@@ -325,20 +376,22 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each throughput run")
     args = parser.parse_args()
     concurrency = int(os.environ.get("PROCESSOR_CONCURRENCY", PROCESSOR_CONCURRENCY_DEFAULT))
-    ddb_local = DynamoDBLocal.start()
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            template = Template.load(local=LocalValues(refs={"RequestsTable": "streamdesk-bench"}))
-            ddb = ddb_client(ddb_local.endpoint, 64)
-            tables = {}
-            for name in ("streamdesk-ingest", "streamdesk-bench"):
-                tables[name] = bench_settings(ddb_local.port, Path(data_dir), name)
-                ensure_table(ddb, name, template)
-            ingest(tables["streamdesk-ingest"], template, ddb, args.seconds)
-            ceiling = engine_ceiling("streamdesk-ingest", ddb, concurrency, args.seconds)
-            pipeline(tables["streamdesk-bench"], template, ddb, ceiling, args.backlog)
-    finally:
-        ddb_local.stop()
+    with tempfile.TemporaryDirectory() as data_dir:
+        # Ingest on an engine of its own, stopped before the drains: the thousands of items and stream
+        # records it leaves behind must not slow the engine the drains and their ceilings run on.
+        ingest_local = DynamoDBLocal.start()
+        try:
+            ingest_phases = Phases(ingest_local, Path(data_dir), ddb_client(ingest_local.endpoint, 64))
+            settings, template = ingest_phases.table("streamdesk-ingest")
+            ingest(settings, template, ingest_phases.ddb, args.seconds)
+        finally:
+            ingest_local.stop()
+        ddb_local = DynamoDBLocal.start()
+        try:
+            phases = Phases(ddb_local, Path(data_dir), ddb_client(ddb_local.endpoint, 64))
+            pipeline(phases, concurrency, args.seconds, args.backlog)
+        finally:
+            ddb_local.stop()
     return 0
 
 
