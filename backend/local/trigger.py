@@ -483,16 +483,19 @@ class Trigger:
             self._lanes.records_done(shard, shard.lanes, records)
 
     def _advance(self, shard: Shard, watermark: str) -> None:
-        with self._lock:  # the compare-and-save of the shard's checkpoint, one worker at a time
-            self._save_checkpoint(shard, watermark)
+        self._save_checkpoint(shard, watermark)
 
     def _save_checkpoint(self, shard: Shard, sequence_number: str) -> None:
+        """Durable before it returns. The fsync is outside the lock: other lanes may end their batches
+        meanwhile, and one file write covers every checkpoint put before it (CheckpointStore.sync)."""
         assert self._stream_arn is not None
-        if shard.checkpoint is not None and int(sequence_number) <= int(shard.checkpoint):
-            return
-        shard.checkpoint = sequence_number
-        with self._lock:  # lane workers of other shards save too
-            self._checkpoints.save(self._stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, False))
+        with self._lock:  # the compare-and-put of the shard's checkpoint, one worker at a time
+            if shard.checkpoint is not None and int(sequence_number) <= int(shard.checkpoint):
+                return
+            shard.checkpoint = sequence_number
+            checkpoint = ShardCheckpoint(sequence_number, False)
+            version = self._checkpoints.put(self._stream_arn, shard.shard_id, checkpoint)
+        self._checkpoints.sync(version)
 
     def _process(self, shard: Shard, batch: list[StreamRecord]) -> int:
         """Deliver one batch until every record is done (delivered, or given up); returns invocations'
