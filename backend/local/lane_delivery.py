@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from backend.local.shard_lanes import ShardLanes
@@ -33,6 +33,17 @@ class LaneDelivery:
     def read_limit(self, read_ahead: int) -> int:
         """Records a shard may hold read but not started (reading never outruns processing far)."""
         return max(read_ahead, 4 * self.factor * self.batch_size)
+
+    def wants_records(
+        self, lanes: ShardLanes[StreamRecord], buffer: Collection[StreamRecord], read_ahead: int
+    ) -> bool:
+        """Whether reading the shard now would help: its lanes and read buffer hold less than a full batch
+        for each lane (so a lane may soon run dry), and the read-ahead bound is not reached. While a
+        backlog waits, the stream is not read again at every batch's end: those reads would bring mostly
+        the function's own updates (filtered out) and load the table the batches are writing to."""
+        waiting = lanes.queued + sum(1 for record in buffer if record.passes)
+        held = lanes.queued + len(buffer)
+        return waiting < self.factor * self.batch_size and held < self.read_limit(read_ahead)
 
     def hand_over(self, shard: Shard, lanes: ShardLanes[StreamRecord], records: list[StreamRecord]) -> None:
         watermark = lanes.add(records)

@@ -459,7 +459,7 @@ class Trigger:
     def _wants_records(self, shard: Shard) -> bool:
         if shard.lanes is None or self._lanes is None:
             return True
-        return shard.lanes.queued + len(shard.buffer) < self._lanes.read_limit(GET_RECORDS_LIMIT)
+        return self._lanes.wants_records(shard.lanes, shard.buffer, GET_RECORDS_LIMIT)
 
     def _deliver_to_lanes(self, shard: Shard, lanes: ShardLanes[StreamRecord], flush: bool) -> int:
         """Hand the buffer to the lanes once due, start a batch on every idle lane, collect the batches
