@@ -1,6 +1,6 @@
 """Benchmark: ingest and drain throughput of the local stack, each against a ceiling measured in the same run.
 
-    python scripts/bench_throughput.py [--backlog 600] [--seconds 4]
+    python scripts/bench_throughput.py [--backlog 600] [--seconds 4] [--rounds 3]
 
 Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (its own process, as
 ``make up`` runs it), then reports:
@@ -8,8 +8,9 @@ Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (
 - ingest: ``PUT /requests`` through the API twin against raw ``PutItem`` calls of the same item, both at 8
   and at 32 concurrent clients (threads in this process), in requests a second, and their ratio;
 - engine ceiling: raw ``UpdateItem`` calls a second at the processor's concurrency, on a fresh table right
-  before and right after the plain drain (their mean is the ceiling); the same writes with the two indexes'
-  keys set as well, as every processor write updates them (what index upkeep costs the engine);
+  before and right after each plain drain (their mean is that round's ceiling; the median ratio of
+  ``--rounds`` rounds is reported); and the same writes with the two indexes' keys set as well, as every
+  processor write updates them (what index upkeep costs the engine);
 - every phase runs on a table of its own; ingest on a DynamoDB Local of its own, stopped before the drains;
 - writes per request: DynamoDB writes (PutItem + UpdateItem) the pipeline spent per finished request,
   counted on the processor's client (they do not drift);
@@ -315,35 +316,41 @@ class Phases:
         return engine_ceiling(settings.table, self.ddb, concurrency, seconds, indexed=indexed)
 
 
-def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int) -> None:
-    """The plain drain between two ceilings taken right before and right after it (the machine's load
-    drifts within a minute), then the mixed drain and the latencies, each on a table of its own."""
+def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int, rounds: int) -> None:
+    """Rounds of the plain drain, each between two ceilings taken right before and right after it (the
+    machine's load drifts within a minute), then the mixed drain and the latencies; a table each."""
     counter = WriteCounter()
-    ceiling_before = phases.ceiling("streamdesk-ceiling-1", concurrency, seconds)
-    plain_rate, writes = run_drain(phases, "streamdesk-plain", [BODY] * backlog, counter)
-    ceiling_after = phases.ceiling("streamdesk-ceiling-2", concurrency, seconds)
-    indexed = phases.ceiling("streamdesk-ceiling-3", concurrency, seconds, indexed=True)
-    ceiling = (ceiling_before + ceiling_after) / 2
-    writes_per_request = writes + 1  # + the API's PutItem (accept)
-    print(
-        f"\nengine ceiling: raw UpdateItem at {concurrency} concurrent (fresh tables): "
-        f"{ceiling_before:.1f}/s before the plain drain, {ceiling_after:.1f}/s after, mean {ceiling:.1f}/s"
-    )
-    print(
-        f"  the same writes setting both indexes' keys too (as the processor's do): "
-        f"{indexed:.1f}/s = {indexed / ceiling_after:.2f}x of the raw ceiling after the drain"
-    )
-    print(f"writes per plain request: {writes_per_request:.2f} (accept + processor)\n")
-    bound = ceiling / writes_per_request
-    print("drain (backlog accepted first, then drained)")
-    print(f"  plain : {plain_rate:7.1f}/s   ceiling/writes {bound:7.1f}/s   "
-          f"ratio {plain_rate / bound:.2f}x")  # fmt: skip
+    print(f"plain drain (backlog of {backlog} accepted first, then drained) against the engine ceiling: "
+          f"raw UpdateItem at {concurrency} concurrent, fresh table, before and after the drain")  # fmt: skip
+    results = [plain_round(phases, r, concurrency, seconds, backlog, counter) for r in range(1, rounds + 1)]
+    plain_rate = statistics.median(rate for rate, _ in results)
+    print(f"  median of {rounds}: plain {plain_rate:.1f}/s, "
+          f"ratio {statistics.median(ratio for _, ratio in results):.2f}x")  # fmt: skip
+    raw = phases.ceiling("streamdesk-ceiling-raw", concurrency, seconds)
+    indexed = phases.ceiling("streamdesk-ceiling-indexed", concurrency, seconds, indexed=True)
+    print(f"  the ceiling's writes setting both indexes' keys too (as every processor write does): "
+          f"{indexed:.1f}/s against {raw:.1f}/s raw right before = {indexed / raw:.2f}x\n")  # fmt: skip
     mixed_rate, _ = run_drain(phases, "streamdesk-mixed", mixed_bodies(backlog, random.Random(7)), counter)
-    print(f"  mixed : {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
+    print(f"mixed drain: {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
     settings, template = phases.table("streamdesk-latency")
     with api_process(settings) as base_url:
         submit = Submitter(base_url, settings.api_key, 16)
         head_of_line(settings, template, phases.ddb, submit, plain_rate / 2)
+
+
+def plain_round(
+    phases: Phases, number: int, concurrency: int, seconds: float, backlog: int, counter: WriteCounter
+) -> tuple[float, float]:
+    """(plain drain rate, its ratio to ceiling / writes per request) of one round."""
+    before = phases.ceiling(f"streamdesk-ceiling-{number}-before", concurrency, seconds)
+    rate, writes = run_drain(phases, f"streamdesk-plain-{number}", [BODY] * backlog, counter)
+    after = phases.ceiling(f"streamdesk-ceiling-{number}-after", concurrency, seconds)
+    writes_per_request = writes + 1  # + the API's PutItem (accept)
+    bound = (before + after) / 2 / writes_per_request
+    print(f"  round {number}: ceiling {before:6.1f}/s before, {after:6.1f}/s after; writes per request "
+          f"{writes_per_request:.2f} (accept + processor); plain {rate:6.1f}/s; "
+          f"ceiling/writes {bound:6.1f}/s; ratio {rate / bound:.2f}x")  # fmt: skip
+    return rate, rate / bound
 
 
 def run_drain(phases: Phases, table: str, bodies: list[str], counter: WriteCounter) -> tuple[float, float]:
@@ -374,6 +381,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=600, help="requests in each drain backlog")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="plain drains (the median is reported)")
     args = parser.parse_args()
     concurrency = int(os.environ.get("PROCESSOR_CONCURRENCY", PROCESSOR_CONCURRENCY_DEFAULT))
     with tempfile.TemporaryDirectory() as data_dir:
@@ -389,7 +397,7 @@ def main() -> int:
         ddb_local = DynamoDBLocal.start()
         try:
             phases = Phases(ddb_local, Path(data_dir), ddb_client(ddb_local.endpoint, 64))
-            pipeline(phases, concurrency, args.seconds, args.backlog)
+            pipeline(phases, concurrency, args.seconds, args.backlog, args.rounds)
         finally:
             ddb_local.stop()
     return 0
