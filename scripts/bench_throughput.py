@@ -11,7 +11,8 @@ Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (
   before and right after each plain drain (their mean is that round's ceiling; the median ratio of
   ``--rounds`` rounds is reported); and the same writes with the two indexes' keys set as well, as every
   processor write updates them (what index upkeep costs the engine);
-- every phase runs on a table of its own; ingest on a DynamoDB Local of its own, stopped before the drains;
+- every phase runs on a table of its own, deleted after it; ingest on a DynamoDB Local of its own, stopped
+  before the drains;
 - writes per request: DynamoDB writes (PutItem + UpdateItem) the pipeline spent per finished request,
   counted on the processor's client (they do not drift);
 - drain: a backlog of plain requests, then of a mixed load (mostly plain, some with 50-300 ms of work, a few
@@ -312,14 +313,19 @@ class Phases:
         self._data_dir = data_dir
         self.ddb = ddb
 
-    def table(self, name: str) -> tuple[Settings, Template]:
+    @contextmanager
+    def table(self, name: str) -> Iterator[tuple[Settings, Template]]:
+        """A fresh table for one phase, deleted after it (its items and stream are gone from the engine)."""
         template = Template.load(local=LocalValues(refs={"RequestsTable": name}))
         ensure_table(self.ddb, name, template)
-        return bench_settings(self._ddb_local.port, self._data_dir, name), template
+        try:
+            yield bench_settings(self._ddb_local.port, self._data_dir, name), template
+        finally:
+            self.ddb.delete_table(TableName=name)
 
     def ceiling(self, name: str, concurrency: int, seconds: float, *, indexed: bool = False) -> float:
-        settings, _ = self.table(name)
-        return engine_ceiling(settings.table, self.ddb, concurrency, seconds, indexed=indexed)
+        with self.table(name) as (settings, _):
+            return engine_ceiling(settings.table, self.ddb, concurrency, seconds, indexed=indexed)
 
 
 def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int, rounds: int) -> None:
@@ -342,8 +348,7 @@ def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int, rou
           f"{indexed:.1f}/s against {raw:.1f}/s raw right before = {indexed / raw:.2f}x\n")  # fmt: skip
     mixed_rate, _ = run_drain(phases, "streamdesk-mixed", mixed_bodies(backlog, random.Random(7)), counter)
     print(f"mixed drain: {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
-    settings, template = phases.table("streamdesk-latency")
-    with api_process(settings) as base_url:
+    with phases.table("streamdesk-latency") as (settings, template), api_process(settings) as base_url:
         submit = Submitter(base_url, settings.api_key, 16)
         head_of_line(settings, template, phases.ddb, submit, plain_rate / 2)
 
@@ -364,8 +369,7 @@ def plain_round(
 
 
 def run_drain(phases: Phases, table: str, bodies: list[str], counter: WriteCounter) -> tuple[float, float]:
-    settings, template = phases.table(table)
-    with api_process(settings) as base_url:
+    with phases.table(table) as (settings, template), api_process(settings) as base_url:
         submit = Submitter(base_url, settings.api_key, 16)
         return drain(settings, template, submit, phases.ddb, bodies, counter)
 
@@ -400,8 +404,8 @@ def main() -> int:
         ingest_local = DynamoDBLocal.start()
         try:
             ingest_phases = Phases(ingest_local, Path(data_dir), ddb_client(ingest_local.endpoint, 64))
-            settings, template = ingest_phases.table("streamdesk-ingest")
-            ingest(settings, template, ingest_phases.ddb, args.seconds)
+            with ingest_phases.table("streamdesk-ingest") as (settings, template):
+                ingest(settings, template, ingest_phases.ddb, args.seconds)
         finally:
             ingest_local.stop()
         ddb_local = DynamoDBLocal.start()
