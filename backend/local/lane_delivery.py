@@ -37,13 +37,14 @@ class LaneDelivery:
     def wants_records(
         self, lanes: ShardLanes[StreamRecord], buffer: Collection[StreamRecord], read_ahead: int
     ) -> bool:
-        """Whether reading the shard now would help: its lanes and read buffer hold less than a full batch
-        for each lane (so a lane may soon run dry), and the read-ahead bound is not reached. While a
-        backlog waits, the stream is not read again at every batch's end: those reads would bring mostly
-        the function's own updates (filtered out) and load the table the batches are writing to."""
-        waiting = lanes.queued + sum(1 for record in buffer if record.passes)
-        held = lanes.queued + len(buffer)
-        return waiting < self.factor * self.batch_size and held < self.read_limit(read_ahead)
+        """Whether reading the shard now would help: some lane holds less than a full batch (it may soon
+        run dry) and the read buffer does not hold a batch for every lane, and the read-ahead bound is not
+        reached. While every lane has a backlog queued, the stream is not read again at every batch's
+        end: those reads would bring mostly the function's own updates (the filters drop them) and load
+        the table the batches write to."""
+        buffered = sum(1 for record in buffer if record.passes)
+        may_run_dry = lanes.least_queued < self.batch_size and buffered < self.factor * self.batch_size
+        return may_run_dry and lanes.queued + len(buffer) < self.read_limit(read_ahead)
 
     def hand_over(self, shard: Shard, lanes: ShardLanes[StreamRecord], records: list[StreamRecord]) -> None:
         watermark = lanes.add(records)

@@ -1,6 +1,6 @@
 """When the trigger twin reads a shard again while its lanes work (ParallelizationFactor above 1): only
-when a lane may soon run dry, so a queued backlog is not polled at every batch's end; never past the
-read-ahead bound."""
+when some lane may soon run dry, so a backlog queued in every lane is not polled at every batch's end;
+never past the read-ahead bound."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from backend.local.lane_delivery import LaneDelivery
-from backend.local.shard_lanes import ShardLanes
+from backend.local.shard_lanes import ShardLanes, lane_of
 from backend.local.shards import StreamRecord
 
 FACTOR, BATCH, READ_AHEAD = 4, 10, 1000
@@ -27,9 +27,12 @@ def delivery() -> Iterator[LaneDelivery]:
     lanes.close()
 
 
-def queued(count: int, passes: bool = True) -> ShardLanes[StreamRecord]:
+def queued(count: int, passes: bool = True, skip_lane: int | None = None) -> ShardLanes[StreamRecord]:
+    """Lanes holding ``count`` records (none in ``skip_lane``)."""
     lanes: ShardLanes[StreamRecord] = ShardLanes(FACTOR, BATCH)
-    lanes.add([record(n, passes) for n in range(1, count + 1)])
+    records = (record(n, passes) for n in range(1, 100 * count + 2))
+    chosen = [r for r in records if skip_lane is None or lane_of(r.event, FACTOR) != skip_lane][:count]
+    lanes.add(chosen)
     return lanes
 
 
@@ -39,9 +42,17 @@ def test_reads_while_the_lanes_hold_less_than_a_batch_each(delivery: LaneDeliver
 
 
 def test_no_read_while_every_lane_can_start_a_full_batch(delivery: LaneDelivery) -> None:
-    assert not delivery.wants_records(queued(FACTOR * BATCH), [], READ_AHEAD)
-    buffered = [record(n) for n in range(1000, 1010)]  # read, waiting for the batching window
-    assert not delivery.wants_records(queued(FACTOR * BATCH - 5), buffered, READ_AHEAD)
+    lanes = queued(300)
+    assert lanes.least_queued >= BATCH
+    assert not delivery.wants_records(lanes, [], READ_AHEAD)
+    buffered = [record(n) for n in range(1000, 1000 + FACTOR * BATCH)]  # read, waiting for the window
+    assert not delivery.wants_records(queued(0), buffered, READ_AHEAD)
+
+
+def test_reads_when_one_lane_may_run_dry_though_the_others_hold_plenty(delivery: LaneDelivery) -> None:
+    lanes = queued(300, skip_lane=2)
+    assert lanes.queued == 300 and lanes.least_queued == 0
+    assert delivery.wants_records(lanes, [], READ_AHEAD)
 
 
 def test_filtered_records_do_not_stop_reading(delivery: LaneDelivery) -> None:
