@@ -1,13 +1,18 @@
 """Benchmark: ingest and drain throughput of the local stack, each against a ceiling measured in the same run.
 
-    python scripts/bench_throughput.py [--backlog 600] [--seconds 4]
+    python scripts/bench_throughput.py [--backlog 600] [--seconds 4] [--rounds 3]
 
 Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (its own process, as
 ``make up`` runs it), then reports:
 
 - ingest: ``PUT /requests`` through the API twin against raw ``PutItem`` calls of the same item, both at 8
   and at 32 concurrent clients (threads in this process), in requests a second, and their ratio;
-- engine ceiling: raw ``UpdateItem`` calls a second at the processor's concurrency;
+- engine ceiling: raw ``UpdateItem`` calls a second at the processor's concurrency, on a fresh table right
+  before and right after each plain drain (their mean is that round's ceiling; the median ratio of
+  ``--rounds`` rounds is reported); and the same writes with the two indexes' keys set as well, as every
+  processor write updates them (what index upkeep costs the engine);
+- every phase runs on a table of its own, deleted after it; ingest on a DynamoDB Local of its own, stopped
+  before the drains;
 - writes per request: DynamoDB writes (PutItem + UpdateItem) the pipeline spent per finished request,
   counted on the processor's client (they do not drift);
 - drain: a backlog of plain requests, then of a mixed load (mostly plain, some with 50-300 ms of work, a few
@@ -177,7 +182,12 @@ def mixed_bodies(count: int, rng: random.Random) -> list[str]:
 
 
 def wait_finished(ddb: Any, table: str, ids: list[str], timeout: float) -> list[dict[str, Any]]:
-    """The items once every one is finished (or at the timeout), read in batches of 100."""
+    """The items once every one is finished (or at the timeout).
+
+    Polls twice a second, and stops a poll at the first batch of 100 that still holds an unfinished one:
+    reading the whole backlog five times a second loaded the engine the drain is measured on (the rates
+    come from the items' own timestamps, so polling less does not change them).
+    """
     deadline = time.monotonic() + timeout
     items: dict[str, dict[str, Any]] = {}
     while True:
@@ -185,12 +195,13 @@ def wait_finished(ddb: Any, table: str, ids: list[str], timeout: float) -> list[
         for start in range(0, len(missing), 100):
             keys = [{attr.ID: {"S": i}} for i in missing[start : start + 100]]
             answer = ddb.batch_get_item(RequestItems={table: {"Keys": keys, "ConsistentRead": True}})
-            for found in answer["Responses"][table]:
-                if found[attr.STATUS]["S"] in FINISHED:
-                    items[found[attr.ID]["S"]] = found
+            found = [f for f in answer["Responses"][table] if f[attr.STATUS]["S"] in FINISHED]
+            items.update((f[attr.ID]["S"], f) for f in found)
+            if len(found) < len(keys):
+                break  # more to wait for: the rest is read on a later poll
         if len(items) == len(ids) or time.monotonic() > deadline:
             return [items[i] for i in ids if i in items]
-        time.sleep(0.2)
+        time.sleep(0.5)
 
 
 def stamp(found: dict[str, Any], name: str) -> int:
@@ -269,37 +280,98 @@ def ingest(settings: Settings, template: Template, ddb: Any, seconds: float) -> 
                   f"ratio {api / raw:.2f}x")  # fmt: skip
 
 
-def engine_ceiling(table: str, ddb: Any, concurrency: int, seconds: float) -> float:
-    """Raw UpdateItem calls a second (each a new item, conditional, like the processor's writes)."""
+def engine_ceiling(table: str, ddb: Any, concurrency: int, seconds: float, *, indexed: bool = False) -> float:
+    """Raw UpdateItem calls a second (each a new item, conditional, like the processor's writes).
+
+    ``indexed`` also sets the keys of the table's two indexes (byTime, byState), as every processor write
+    does (it sets ``updatedAt``, projected into both): a diagnostic of what index upkeep costs the engine.
+    """
+    names = {"#s": attr.STATUS, "#u": attr.UPDATED_AT}
+    values: dict[str, Any] = {":s": {"S": "BASELINE"}, ":u": {"N": "1"}}
+    expression = "SET #s = :s, #u = :u"
+    if indexed:
+        names |= {"#t": attr.TIME_BUCKET, "#b": attr.STATE_BUCKET, "#c": attr.CREATED_AT}
+        values |= {":t": {"S": "20419:0"}, ":b": {"S": "PROCESSING:0"}, ":c": {"N": "1"}}
+        expression += ", #t = :t, #b = :b, #c = :c"
 
     def raw_update() -> None:
         ddb.update_item(
-            TableName=table, Key={attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}},
-            UpdateExpression="SET #s = :s, #u = :u", ConditionExpression="attribute_not_exists(#s)",
-            ExpressionAttributeNames={"#s": attr.STATUS, "#u": attr.UPDATED_AT},
-            ExpressionAttributeValues={":s": {"S": "BASELINE"}, ":u": {"N": "1"}},
+            TableName=table, Key={attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}}, UpdateExpression=expression,
+            ConditionExpression="attribute_not_exists(#s)", ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
         )  # fmt: skip
 
-    ceiling = rate_of(concurrency, seconds, raw_update)
-    print(f"\nengine ceiling: raw UpdateItem at {concurrency} concurrent: {ceiling:7.1f}/s")
-    return ceiling
+    return rate_of(concurrency, seconds, raw_update)
 
 
-def pipeline(settings: Settings, template: Template, ddb: Any, ceiling: float, backlog: int) -> None:
+class Phases:
+    """A fresh table (and trigger data directory) for every phase, so nothing an earlier phase wrote (its
+    items, its stream, its checkpoints) is in the engine's way or read by a later one."""
+
+    def __init__(self, ddb_local: DynamoDBLocal, data_dir: Path, ddb: Any) -> None:
+        self._ddb_local = ddb_local
+        self._data_dir = data_dir
+        self.ddb = ddb
+
+    @contextmanager
+    def table(self, name: str) -> Iterator[tuple[Settings, Template]]:
+        """A fresh table for one phase, deleted after it (its items and stream are gone from the engine)."""
+        template = Template.load(local=LocalValues(refs={"RequestsTable": name}))
+        ensure_table(self.ddb, name, template)
+        try:
+            yield bench_settings(self._ddb_local.port, self._data_dir, name), template
+        finally:
+            self.ddb.delete_table(TableName=name)
+
+    def ceiling(self, name: str, concurrency: int, seconds: float, *, indexed: bool = False) -> float:
+        with self.table(name) as (settings, _):
+            return engine_ceiling(settings.table, self.ddb, concurrency, seconds, indexed=indexed)
+
+
+def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int, rounds: int) -> None:
+    """Rounds of the plain drain, each between two ceilings taken right before and right after it (the
+    machine's load drifts within a minute), then the mixed drain and the latencies; a table each."""
     counter = WriteCounter()
-    with api_process(settings) as base_url:
+    # A fresh engine (a JVM) is several times slower for its first seconds: warm every path up first, so
+    # that the first ceiling is not measured on a cold engine.
+    phases.ceiling("streamdesk-warm-up", concurrency, seconds)
+    run_drain(phases, "streamdesk-warm-up-drain", [BODY] * min(backlog, 100), counter)
+    print(f"plain drain (backlog of {backlog} accepted first, then drained) against the engine ceiling: "
+          f"raw UpdateItem at {concurrency} concurrent, fresh table, before and after the drain")  # fmt: skip
+    results = [plain_round(phases, r, concurrency, seconds, backlog, counter) for r in range(1, rounds + 1)]
+    plain_rate = statistics.median(rate for rate, _ in results)
+    print(f"  median of {rounds}: plain {plain_rate:.1f}/s, "
+          f"ratio {statistics.median(ratio for _, ratio in results):.2f}x")  # fmt: skip
+    raw = phases.ceiling("streamdesk-ceiling-raw", concurrency, seconds)
+    indexed = phases.ceiling("streamdesk-ceiling-indexed", concurrency, seconds, indexed=True)
+    print(f"  the ceiling's writes setting both indexes' keys too (as every processor write does): "
+          f"{indexed:.1f}/s against {raw:.1f}/s raw right before = {indexed / raw:.2f}x\n")  # fmt: skip
+    mixed_rate, _ = run_drain(phases, "streamdesk-mixed", mixed_bodies(backlog, random.Random(7)), counter)
+    print(f"mixed drain: {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
+    with phases.table("streamdesk-latency") as (settings, template), api_process(settings) as base_url:
         submit = Submitter(base_url, settings.api_key, 16)
-        plain_rate, writes = drain(settings, template, submit, ddb, [BODY] * backlog, counter)
-        writes_per_request = writes + 1  # + the API's PutItem (accept)
-        print(f"writes per plain request: {writes_per_request:.2f} (accept + processor)\n")
-        bound = ceiling / writes_per_request
-        print("drain (backlog accepted first, then drained)")
-        print(f"  plain : {plain_rate:7.1f}/s   ceiling/writes {bound:7.1f}/s   "
-              f"ratio {plain_rate / bound:.2f}x")  # fmt: skip
-        mixed = mixed_bodies(backlog, random.Random(7))
-        mixed_rate, _ = drain(settings, template, submit, ddb, mixed, counter)
-        print(f"  mixed : {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
-        head_of_line(settings, template, ddb, submit, plain_rate / 2)
+        head_of_line(settings, template, phases.ddb, submit, plain_rate / 2)
+
+
+def plain_round(
+    phases: Phases, number: int, concurrency: int, seconds: float, backlog: int, counter: WriteCounter
+) -> tuple[float, float]:
+    """(plain drain rate, its ratio to ceiling / writes per request) of one round."""
+    before = phases.ceiling(f"streamdesk-ceiling-{number}-before", concurrency, seconds)
+    rate, writes = run_drain(phases, f"streamdesk-plain-{number}", [BODY] * backlog, counter)
+    after = phases.ceiling(f"streamdesk-ceiling-{number}-after", concurrency, seconds)
+    writes_per_request = writes + 1  # + the API's PutItem (accept)
+    bound = (before + after) / 2 / writes_per_request
+    print(f"  round {number}: ceiling {before:6.1f}/s before, {after:6.1f}/s after; writes per request "
+          f"{writes_per_request:.2f} (accept + processor); plain {rate:6.1f}/s; "
+          f"ceiling/writes {bound:6.1f}/s; ratio {rate / bound:.2f}x")  # fmt: skip
+    return rate, rate / bound
+
+
+def run_drain(phases: Phases, table: str, bodies: list[str], counter: WriteCounter) -> tuple[float, float]:
+    with phases.table(table) as (settings, template), api_process(settings) as base_url:
+        submit = Submitter(base_url, settings.api_key, 16)
+        return drain(settings, template, submit, phases.ddb, bodies, counter)
 
 
 def head_of_line(settings: Settings, template: Template, ddb: Any, submit: Submitter, rate: float) -> None:
@@ -323,22 +395,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=600, help="requests in each drain backlog")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each throughput run")
+    parser.add_argument("--rounds", type=int, default=3, help="plain drains (the median is reported)")
     args = parser.parse_args()
     concurrency = int(os.environ.get("PROCESSOR_CONCURRENCY", PROCESSOR_CONCURRENCY_DEFAULT))
-    ddb_local = DynamoDBLocal.start()
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            template = Template.load(local=LocalValues(refs={"RequestsTable": "streamdesk-bench"}))
-            ddb = ddb_client(ddb_local.endpoint, 64)
-            tables = {}
-            for name in ("streamdesk-ingest", "streamdesk-bench"):
-                tables[name] = bench_settings(ddb_local.port, Path(data_dir), name)
-                ensure_table(ddb, name, template)
-            ingest(tables["streamdesk-ingest"], template, ddb, args.seconds)
-            ceiling = engine_ceiling("streamdesk-ingest", ddb, concurrency, args.seconds)
-            pipeline(tables["streamdesk-bench"], template, ddb, ceiling, args.backlog)
-    finally:
-        ddb_local.stop()
+    with tempfile.TemporaryDirectory() as data_dir:
+        # Ingest on an engine of its own, stopped before the drains: the thousands of items and stream
+        # records it leaves behind must not slow the engine the drains and their ceilings run on.
+        ingest_local = DynamoDBLocal.start()
+        try:
+            ingest_phases = Phases(ingest_local, Path(data_dir), ddb_client(ingest_local.endpoint, 64))
+            with ingest_phases.table("streamdesk-ingest") as (settings, template):
+                ingest(settings, template, ingest_phases.ddb, args.seconds)
+        finally:
+            ingest_local.stop()
+        ddb_local = DynamoDBLocal.start()
+        try:
+            phases = Phases(ddb_local, Path(data_dir), ddb_client(ddb_local.endpoint, 64))
+            pipeline(phases, concurrency, args.seconds, args.backlog, args.rounds)
+        finally:
+            ddb_local.stop()
     return 0
 
 

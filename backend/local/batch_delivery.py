@@ -125,7 +125,7 @@ class BatchDelivery:
     def wants_records(self, shard: Shard) -> bool:
         if shard.lanes is None or self.lanes is None:
             return True
-        return shard.lanes.queued + len(shard.buffer) < self.lanes.read_limit(GET_RECORDS_LIMIT)
+        return self.lanes.wants_records(shard.lanes, shard.buffer, GET_RECORDS_LIMIT)
 
     def _deliver_to_lanes(self, shard: Shard, lanes: ShardLanes[StreamRecord], flush: bool) -> int:
         """Hand the buffer to the lanes once due, start a batch on every idle lane, collect the batches
@@ -149,18 +149,21 @@ class BatchDelivery:
             self.lanes.records_done(shard, shard.lanes, records)
 
     def _advance(self, shard: Shard, watermark: str) -> None:
-        with self._lock:  # the compare-and-save of the shard's checkpoint, one worker at a time
-            self._save_checkpoint(shard, watermark)
+        self._save_checkpoint(shard, watermark)
 
     def _save_checkpoint(self, shard: Shard, sequence_number: str) -> None:
+        """Durable before it returns. The fsync is outside the lock: other lanes may end their batches
+        meanwhile, and one file write covers every checkpoint put before it (CheckpointStore.sync)."""
         stream_arn = self._reader.stream_arn
         assert stream_arn is not None
-        if shard.checkpoint is not None and int(sequence_number) <= int(shard.checkpoint):
-            return
-        shard.checkpoint = sequence_number
-        with self._lock:  # lane workers of other shards save too
+        with self._lock:  # the compare-and-put of the shard's checkpoint, one worker at a time
+            if shard.checkpoint is not None and int(sequence_number) <= int(shard.checkpoint):
+                return
+            shard.checkpoint = sequence_number
             # shard.done: a lane's last watermark may land after the shard was found closed and done.
-            self._checkpoints.save(stream_arn, shard.shard_id, ShardCheckpoint(sequence_number, shard.done))
+            checkpoint = ShardCheckpoint(sequence_number, shard.done)
+            version = self._checkpoints.put(stream_arn, shard.shard_id, checkpoint)
+        self._checkpoints.sync(version)
 
     def _process(self, shard: Shard, batch: list[StreamRecord]) -> int:
         """Deliver one batch until every record is done (delivered, or given up); returns invocations'

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,13 +85,23 @@ class ShardCheckpoint:
 class CheckpointStore:
     """Checkpoints of every shard of every stream the trigger has read, kept in one JSON file.
 
-    Each :meth:`save` rewrites the whole file atomically and durably: a crash at any moment leaves either
-    the previous or the new checkpoint, so a restart neither loses records nor re-delivers done ones.
+    Each :meth:`save` rewrites the whole file atomically and durably before it returns: a crash at any
+    moment leaves either the previous or the new checkpoint, so a restart neither loses records nor
+    re-delivers done ones.
+
+    Thread-safe, with group commit: :meth:`put` records a checkpoint in memory (cheap; callers serialise
+    their own compare-and-set around it) and :meth:`sync` makes it durable. A sync whose checkpoint a
+    later file write already holds returns at once, so concurrent batches ending together cost one
+    write and fsync, not one each; and no caller holds a lock of its own during an fsync.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._data: dict[str, dict[str, dict[str, Any]]] = self._read()
+        self._data_lock = threading.Lock()  # _data and _version
+        self._file_lock = threading.Lock()  # one file write at a time; _written
+        self._version = 0  # bumped by every change of _data
+        self._written = 0  # the version the file holds durably
 
     def _read(self) -> dict[str, dict[str, dict[str, Any]]]:
         if not self.path.is_file():
@@ -102,29 +113,56 @@ class CheckpointStore:
 
     def has_stream(self, stream_arn: str) -> bool:
         """True once anything was recorded for this stream (it is not the first start on it)."""
-        return stream_arn in self._data
+        with self._data_lock:
+            return stream_arn in self._data
 
     def get(self, stream_arn: str, shard_id: str) -> ShardCheckpoint | None:
-        entry = self._data.get(stream_arn, {}).get(shard_id)
+        with self._data_lock:
+            entry = self._data.get(stream_arn, {}).get(shard_id)
         if entry is None:
             return None
         return ShardCheckpoint(entry.get("sequenceNumber"), bool(entry.get("closed", False)))
 
     def shards(self, stream_arn: str) -> dict[str, ShardCheckpoint]:
+        with self._data_lock:
+            entries = dict(self._data.get(stream_arn, {}))
         return {
             shard_id: ShardCheckpoint(entry.get("sequenceNumber"), bool(entry.get("closed", False)))
-            for shard_id, entry in self._data.get(stream_arn, {}).items()
+            for shard_id, entry in entries.items()
         }
 
     def save(self, stream_arn: str, shard_id: str, checkpoint: ShardCheckpoint) -> None:
-        self._data.setdefault(stream_arn, {})[shard_id] = checkpoint.to_json()
-        atomic_write_json(self.path, self._data, durable=True)
+        """Record the shard's checkpoint and return once the file holds it durably."""
+        self.sync(self.put(stream_arn, shard_id, checkpoint))
+
+    def put(self, stream_arn: str, shard_id: str, checkpoint: ShardCheckpoint) -> int:
+        """Record the shard's checkpoint in memory; the version to pass to :meth:`sync`."""
+        with self._data_lock:
+            self._data.setdefault(stream_arn, {})[shard_id] = checkpoint.to_json()
+            self._version += 1
+            return self._version
+
+    def sync(self, version: int) -> None:
+        """Return once the file durably holds ``version`` (or a later one): writes it unless a write
+        made since already did."""
+        with self._file_lock:
+            if self._written >= version:
+                return
+            with self._data_lock:
+                text = json.dumps(self._data, indent=1, sort_keys=True) + "\n"
+                latest = self._version
+            atomic_write_text(self.path, text, durable=True)
+            self._written = latest
 
     def forget_shards(self, stream_arn: str, keep: set[str]) -> None:
         """Drop closed shards that the stream no longer lists (trimmed after 24 hours)."""
-        shards = self._data.get(stream_arn, {})
-        gone = [s for s, entry in shards.items() if s not in keep and entry.get("closed")]
-        if gone:
+        with self._data_lock:
+            shards = self._data.get(stream_arn, {})
+            gone = [s for s, entry in shards.items() if s not in keep and entry.get("closed")]
             for shard_id in gone:
                 del shards[shard_id]
-            atomic_write_json(self.path, self._data, durable=True)
+            if gone:
+                self._version += 1
+            version = self._version
+        if gone:
+            self.sync(version)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from backend.local.shard_lanes import ShardLanes
@@ -33,6 +33,18 @@ class LaneDelivery:
     def read_limit(self, read_ahead: int) -> int:
         """Records a shard may hold read but not started (reading never outruns processing far)."""
         return max(read_ahead, 4 * self.factor * self.batch_size)
+
+    def wants_records(
+        self, lanes: ShardLanes[StreamRecord], buffer: Collection[StreamRecord], read_ahead: int
+    ) -> bool:
+        """Whether reading the shard now would help: some lane holds less than a full batch (it may soon
+        run dry) and the read buffer does not hold a batch for every lane, and the read-ahead bound is not
+        reached. While every lane has a backlog queued, the stream is not read again at every batch's
+        end: those reads would bring mostly the function's own updates (the filters drop them) and load
+        the table the batches write to."""
+        buffered = sum(1 for record in buffer if record.passes)
+        may_run_dry = lanes.least_queued < self.batch_size and buffered < self.factor * self.batch_size
+        return may_run_dry and lanes.queued + len(buffer) < self.read_limit(read_ahead)
 
     def hand_over(self, shard: Shard, lanes: ShardLanes[StreamRecord], records: list[StreamRecord]) -> None:
         watermark = lanes.add(records)

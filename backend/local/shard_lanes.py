@@ -125,6 +125,12 @@ class ShardLanes(Generic[R]):
             return sum(len(q) for q in self._queues)
 
     @property
+    def least_queued(self) -> int:
+        """Records waiting in the lane that holds the fewest (the first lane that may run dry)."""
+        with self._lock:
+            return min(len(q) for q in self._queues)
+
+    @property
     def outstanding(self) -> int:
         with self._lock:
             return self._watermark.outstanding
