@@ -225,7 +225,7 @@ def banner(settings: Settings) -> str:
             "",
             "Streamdesk is up (Ctrl-C stops everything).",
             f"  Dashboard  {settings.dashboard_url}",
-            f"  API        {url}   PUT /requests, GET /requests/{{id}}",
+            f"  API        {url}   PUT /requests, GET and DELETE /requests/{{id}}",
             f"  API key    {key}   (header x-api-key; {key_source(settings)})",
             f"  DynamoDB   {settings.dynamodb_url}   table {settings.table}",
             f"  Data       {settings.data_dir}",
