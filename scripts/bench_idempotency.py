@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from time import perf_counter
@@ -23,10 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.*, when run as a script
 
-from backend.local.dynamodb_local import DynamoDBLocal, client
-from backend.local.table import ensure_table
-from backend.settings import load_settings
-from backend.template import LocalValues, Template
+from scripts.bench_stack import bench_stack
 from tests.api_fixtures import running_api
 from tests.processor_events import read_stream_records
 
@@ -53,47 +49,38 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
     count = parser.parse_args().requests
-    ddb_local = DynamoDBLocal.start()
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            table = "streamdesk-bench-idempotency"
-            settings = load_settings(
-                dynamodb_port=ddb_local.port, table=table, data_dir=Path(data_dir),
-                STREAMDESK_API_KEY="bench-key-0123456789",
-            )  # fmt: skip
-            template = Template.load(local=LocalValues(refs={"RequestsTable": table}))
-            ddb = client(ddb_local.endpoint)
-            ensure_table(ddb, table, template)
+    with bench_stack("streamdesk-bench-idempotency") as (settings, template, ddb):
+        table = settings.table
 
-            def writes() -> tuple[int, int]:
-                items = ddb.scan(TableName=table, Select="COUNT")["Count"]
-                return items, len(read_stream_records(ddb_local.endpoint, table))
+        def writes() -> tuple[int, int]:
+            items = ddb.scan(TableName=table, Select="COUNT")["Count"]
+            return items, len(read_stream_records(settings.dynamodb_url, table))
 
-            names = ("no key (baseline)", "a new key each", "retries of one key")
-            times: dict[str, list[float]] = {name: [] for name in names}
-            written: dict[str, tuple[int, int]] = {}
-            with (
-                running_api(settings, template) as base_url,
-                httpx.Client(base_url=base_url, headers={"x-api-key": settings.api_key}, timeout=30) as http,
+        names = ("no key (baseline)", "a new key each", "retries of one key")
+        times: dict[str, list[float]] = {name: [] for name in names}
+        written: dict[str, tuple[int, int]] = {}
+        with (
+            running_api(settings, template) as base_url,
+            httpx.Client(base_url=base_url, headers={"x-api-key": settings.api_key}, timeout=30) as http,
+        ):
+            timed_puts(http, [None] * 20)  # warm-up (not counted)
+            timed_puts(http, ["retried-key"])  # the request the retries repeat
+            # Interleaved, so that drift of a shared machine hits every kind alike.
+            for _ in range(count):
+                times[names[0]] += timed_puts(http, [None])
+                times[names[1]] += timed_puts(http, [str(uuid.uuid4())])
+                times[names[2]] += timed_puts(http, ["retried-key"])
+            # What each kind wrote, measured on its own.
+            for name, keys in (
+                (names[0], [None] * count),
+                (names[1], [str(uuid.uuid4()) for _ in range(count)]),
+                (names[2], ["retried-key"] * count),
             ):
-                timed_puts(http, [None] * 20)  # warm-up (not counted)
-                timed_puts(http, ["retried-key"])  # the request the retries repeat
-                # Interleaved, so that drift of a shared machine hits every kind alike.
-                for _ in range(count):
-                    times[names[0]] += timed_puts(http, [None])
-                    times[names[1]] += timed_puts(http, [str(uuid.uuid4())])
-                    times[names[2]] += timed_puts(http, ["retried-key"])
-                # What each kind wrote, measured on its own.
-                for name, keys in (
-                    (names[0], [None] * count),
-                    (names[1], [str(uuid.uuid4()) for _ in range(count)]),
-                    (names[2], ["retried-key"] * count),
-                ):
-                    before = writes()
-                    timed_puts(http, keys)
-                    after = writes()
-                    written[name] = (after[0] - before[0], after[1] - before[1])
-            results = {name: (times[name], written[name]) for name in names}
+                before = writes()
+                timed_puts(http, keys)
+                after = writes()
+                written[name] = (after[0] - before[0], after[1] - before[1])
+        results = {name: (times[name], written[name]) for name in names}
         baseline = statistics.median(results["no key (baseline)"][0])
         print(f"{count} PUTs of each kind through the API twin\n")
         for name, (kind_times, (items, records)) in results.items():
@@ -102,8 +89,6 @@ def main() -> int:
                 f"  {name:<20} p50 {median:6.2f} ms  p99 {percentile(kind_times, 99):6.2f} ms  "
                 f"ratio {median / baseline:4.2f}x   items +{items:<5} stream records +{records}"
             )
-    finally:
-        ddb_local.stop()
     return 0
 
 

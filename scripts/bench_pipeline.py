@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -29,11 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.*, when
 
 from streamdesk_processor import item as attr
 
-from backend.local.dynamodb_local import DynamoDBLocal, client
-from backend.local.table import ensure_table
 from backend.local.trigger import run_trigger
-from backend.settings import load_settings
-from backend.template import LocalValues, Template
+from scripts.bench_stack import bench_stack
 from tests.api_fixtures import running_api
 
 AWS_STREAM_TO_LAMBDA_P50_MS = 213
@@ -58,60 +54,51 @@ def main() -> int:
     args = parser.parse_args()
     count = args.requests
 
-    ddb_local = DynamoDBLocal.start()
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            table = "streamdesk-bench"
-            settings = load_settings(
-                dynamodb_port=ddb_local.port, table=table, data_dir=Path(data_dir),
-                STREAMDESK_API_KEY="bench-key-0123456789",
+    with bench_stack("streamdesk-bench") as (settings, template, ddb):
+        table = settings.table
+        body = json.dumps({"order": 1, "items": ["book", "pen"], "note": "benchmark"})
+
+        # Baseline: the raw PutItem of the same item the API writes.
+        raw: list[float] = []
+        for _ in range(count):
+            now = int(time.time() * 1000)
+            started = time.perf_counter()
+            ddb.put_item(
+                TableName=f"{table}",
+                Item={
+                    attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}, attr.REQUEST: {"S": body},
+                    attr.STATUS: {"S": "BASELINE"}, attr.CREATED_AT: {"N": str(now)},
+                },
+                ConditionExpression="attribute_not_exists(id)",
             )  # fmt: skip
-            template = Template.load(local=LocalValues(refs={"RequestsTable": table}))
-            ddb = client(ddb_local.endpoint)
-            ensure_table(ddb, table, template)
-            body = json.dumps({"order": 1, "items": ["book", "pen"], "note": "benchmark"})
+            raw.append((time.perf_counter() - started) * 1000)
 
-            # Baseline: the raw PutItem of the same item the API writes.
-            raw: list[float] = []
+        stop = threading.Event()
+        trigger = threading.Thread(target=run_trigger, args=(settings, template, stop), daemon=True)
+        trigger.start()
+        acknowledged: list[float] = []
+        ids: list[str] = []
+        with (
+            running_api(settings, template) as base_url,
+            httpx.Client(base_url=base_url, headers={"x-api-key": settings.api_key}, timeout=30) as http,
+        ):
             for _ in range(count):
-                now = int(time.time() * 1000)
                 started = time.perf_counter()
-                ddb.put_item(
-                    TableName=f"{table}",
-                    Item={
-                        attr.ID: {"S": f"raw-{uuid.uuid4().hex}"}, attr.REQUEST: {"S": body},
-                        attr.STATUS: {"S": "BASELINE"}, attr.CREATED_AT: {"N": str(now)},
-                    },
-                    ConditionExpression="attribute_not_exists(id)",
-                )  # fmt: skip
-                raw.append((time.perf_counter() - started) * 1000)
-
-            stop = threading.Event()
-            trigger = threading.Thread(target=run_trigger, args=(settings, template, stop), daemon=True)
-            trigger.start()
-            acknowledged: list[float] = []
-            ids: list[str] = []
-            with (
-                running_api(settings, template) as base_url,
-                httpx.Client(base_url=base_url, headers={"x-api-key": settings.api_key}, timeout=30) as http,
-            ):
-                for _ in range(count):
-                    started = time.perf_counter()
-                    answer = http.put("/requests", content=body, headers={"content-type": "application/json"})
-                    acknowledged.append((time.perf_counter() - started) * 1000)
-                    ids.append(answer.json()["id"])
-                    time.sleep(1.0 / args.rate)  # a steady trickle: latency, not a saturated queue
-                deadline = time.monotonic() + 120
-                items = []
-                for request_id in ids:
-                    while True:
-                        found = ddb.get_item(TableName=table, Key={attr.ID: {"S": request_id}})["Item"]
-                        if found[attr.STATUS]["S"] in ("SUCCEEDED", "FAILED") or time.monotonic() > deadline:
-                            items.append(found)
-                            break
-                        time.sleep(0.05)
-            stop.set()
-            trigger.join(timeout=15)
+                answer = http.put("/requests", content=body, headers={"content-type": "application/json"})
+                acknowledged.append((time.perf_counter() - started) * 1000)
+                ids.append(answer.json()["id"])
+                time.sleep(1.0 / args.rate)  # a steady trickle: latency, not a saturated queue
+            deadline = time.monotonic() + 120
+            items = []
+            for request_id in ids:
+                while True:
+                    found = ddb.get_item(TableName=table, Key={attr.ID: {"S": request_id}})["Item"]
+                    if found[attr.STATUS]["S"] in ("SUCCEEDED", "FAILED") or time.monotonic() > deadline:
+                        items.append(found)
+                        break
+                    time.sleep(0.05)
+        stop.set()
+        trigger.join(timeout=15)
 
         def stage(start: str, end: str) -> list[float]:
             return [float(int(i[end]["N"]) - int(i[start]["N"])) for i in items if start in i and end in i]
@@ -133,8 +120,6 @@ def main() -> int:
             f"p99 {AWS_STREAM_TO_LAMBDA_P99_MS} ms; local queue wait p50 ratio "
             f"{statistics.median(queue) / AWS_STREAM_TO_LAMBDA_P50_MS:.2f}x"
         )
-    finally:
-        ddb_local.stop()
     return 0
 
 

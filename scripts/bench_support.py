@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,12 +28,9 @@ from streamdesk_processor import item as attr
 from streamdesk_processor.item import ResolveReason
 
 from backend.local.apigateway import ApiDefinition
-from backend.local.dynamodb_local import DynamoDBLocal, client
-from backend.local.table import ensure_table
 from backend.roles import Actor, Role
-from backend.settings import load_settings
 from backend.store.actions import RequestActions
-from backend.template import LocalValues, Template
+from scripts.bench_stack import bench_stack
 from tests.api_fixtures import running_api
 from tests.integration.test_request_actions import make_failed
 from tests.processor_events import put_pending_item
@@ -89,67 +85,56 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     count = args.requests
-    ddb_local = DynamoDBLocal.start()
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            table = "streamdesk-bench-support"
-            settings = load_settings(
-                dynamodb_port=ddb_local.port, table=table, data_dir=Path(data_dir),
-                STREAMDESK_API_KEY="bench-key-0123456789",
-            )  # fmt: skip
-            template = Template.load(local=LocalValues(refs={"RequestsTable": table}))
-            ddb = client(ddb_local.endpoint)
-            ensure_table(ddb, table, template)
+    with bench_stack("streamdesk-bench-support") as (settings, template, ddb):
+        table = settings.table
 
-            for request_id in [put_pending_item(ddb, table, {"n": n}) for n in range(20)]:
-                raw_cancel(ddb, table, request_id)  # warm-up: DynamoDB Local's JIT, connections
-            raw: list[float] = []
-            for request_id in [put_pending_item(ddb, table, {"n": n}) for n in range(count)]:
+        for request_id in [put_pending_item(ddb, table, {"n": n}) for n in range(20)]:
+            raw_cancel(ddb, table, request_id)  # warm-up: DynamoDB Local's JIT, connections
+        raw: list[float] = []
+        for request_id in [put_pending_item(ddb, table, {"n": n}) for n in range(count)]:
+            started = time.perf_counter()
+            raw_cancel(ddb, table, request_id)
+            raw.append((time.perf_counter() - started) * 1000)
+
+        through_api: list[float] = []
+        ids = [put_pending_item(ddb, table, {"n": n}) for n in range(count)]
+        with (
+            running_api(settings, template) as base_url,
+            httpx.Client(base_url=base_url, headers={"x-api-key": settings.api_key}, timeout=30) as http,
+        ):
+            for request_id in ids:
                 started = time.perf_counter()
-                raw_cancel(ddb, table, request_id)
-                raw.append((time.perf_counter() - started) * 1000)
+                answer = http.delete(f"/requests/{request_id}")
+                through_api.append((time.perf_counter() - started) * 1000)
+                assert answer.status_code == 200, answer.text
 
-            through_api: list[float] = []
-            ids = [put_pending_item(ddb, table, {"n": n}) for n in range(count)]
-            with (
-                running_api(settings, template) as base_url,
-                httpx.Client(base_url=base_url, headers={"x-api-key": settings.api_key}, timeout=30) as http,
-            ):
-                for request_id in ids:
-                    started = time.perf_counter()
-                    answer = http.delete(f"/requests/{request_id}")
-                    through_api.append((time.perf_counter() - started) * 1000)
-                    assert answer.status_code == 200, answer.text
+        print(f"{count} cancels each way\n")
+        print("cancel (client side)")
+        print(describe("raw conditional UpdateItem (boto3, baseline)", raw))
+        print(describe("DELETE /requests/{id} through the API twin", through_api))
+        ratio = statistics.median(through_api) / statistics.median(raw)
+        print(f"  ratio API / raw UpdateItem: p50 {ratio:.2f}x\n")
 
-            print(f"{count} cancels each way\n")
-            print("cancel (client side)")
-            print(describe("raw conditional UpdateItem (boto3, baseline)", raw))
-            print(describe("DELETE /requests/{id} through the API twin", through_api))
-            ratio = statistics.median(through_api) / statistics.median(raw)
-            print(f"  ratio API / raw UpdateItem: p50 {ratio:.2f}x\n")
-
-            actions = RequestActions(ddb, table)
-            pending, failed = put_pending_item(ddb, table, {"n": 1}), make_failed(ddb, table)
-            group = [make_failed(ddb, table) for _ in range(25)]
-            print("DynamoDB calls per action (counted on the client)")
-            for name, run in (
-                ("cancel one (backend)", lambda: actions.cancel(pending, OPERATOR)),
-                ("resolve one", lambda: actions.resolve(failed, ResolveReason.DUPLICATE, "", OPERATOR)),
-                (
-                    "resolve a group of 25",
-                    lambda: actions.resolve_many(group, ResolveReason.DUPLICATE, "", OPERATOR),
-                ),
-                ("note", lambda: actions.add_note(pending, "T-1", OPERATOR)),
-            ):
-                calls = counted(ddb)
-                run()
-                ddb.meta.events.unregister("before-call.dynamodb.*", unique_id=COUNTER)
-                print(f"  {name:<44} " + ", ".join(f"{n} {op}" for op, n in sorted(calls.items())))
-            found = ApiDefinition.from_template(template).find_route("DELETE", "/requests/x")
-            action = found[0].integration.action if found else "(no route)"
-            print(f"  {'DELETE /requests/{id} (its one integration)':<44} 1 {action}")
-    finally:
-        ddb_local.stop()
+        actions = RequestActions(ddb, table)
+        pending, failed = put_pending_item(ddb, table, {"n": 1}), make_failed(ddb, table)
+        group = [make_failed(ddb, table) for _ in range(25)]
+        print("DynamoDB calls per action (counted on the client)")
+        for name, run in (
+            ("cancel one (backend)", lambda: actions.cancel(pending, OPERATOR)),
+            ("resolve one", lambda: actions.resolve(failed, ResolveReason.DUPLICATE, "", OPERATOR)),
+            (
+                "resolve a group of 25",
+                lambda: actions.resolve_many(group, ResolveReason.DUPLICATE, "", OPERATOR),
+            ),
+            ("note", lambda: actions.add_note(pending, "T-1", OPERATOR)),
+        ):
+            calls = counted(ddb)
+            run()
+            ddb.meta.events.unregister("before-call.dynamodb.*", unique_id=COUNTER)
+            print(f"  {name:<44} " + ", ".join(f"{n} {op}" for op, n in sorted(calls.items())))
+        found = ApiDefinition.from_template(template).find_route("DELETE", "/requests/x")
+        action = found[0].integration.action if found else "(no route)"
+        print(f"  {'DELETE /requests/{id} (its one integration)':<44} 1 {action}")
     return 0
 
 
