@@ -62,7 +62,7 @@ def render_actions(settings: Settings, actor: Actor, detail: RequestDetail) -> N
     with st.container(border=True):
         st.markdown("**Act on this request**")
         cols = st.columns(3)
-        if s.status == Status.PENDING and cols[0].button(
+        if s.cancellable and cols[0].button(
             "Cancel this request", key=f"detail_cancel_{s.id}", icon=":material/cancel:"
         ):
             _act(settings, s.id, "cancel", lambda p: p.cancel([s.id], actor)[0])

@@ -45,6 +45,11 @@ class RequestSummary:
     redriven_at: int | None
     malformed: tuple[str, ...] = ()  # attributes missing or of the wrong type
 
+    @property
+    def cancellable(self) -> bool:
+        """Whether a cancel may take it: PENDING and never started (the condition of the cancel write)."""
+        return self.status == Status.PENDING and self.attempts == 0
+
 
 @dataclass(frozen=True)
 class CompletedStep:

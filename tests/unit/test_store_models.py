@@ -72,3 +72,12 @@ def test_the_public_answer_of_the_api_comes_typed() -> None:
     assert request.result == {"receipt": "x"} and request.error is None
     pending = PublicRequest.of({"status": "PENDING", "createdAt": NOW, "attempts": "x"})
     assert not pending.finished and pending.queue_wait_ms is None and pending.attempts == 0
+
+
+def test_only_a_pending_request_that_never_started_is_cancellable() -> None:
+    """The dashboard offers "Cancel" exactly where the cancel write's condition would hold."""
+    fresh = RequestSummary("r1", Status.PENDING, NOW, None, None, NOW, 0, None, None, None, None, None)
+    assert fresh.cancellable
+    assert not replace(fresh, attempts=1).cancellable  # pending again after an attempt: steps are done
+    assert not replace(fresh, status=Status.PROCESSING, attempts=1).cancellable
+    assert not replace(fresh, status=Status.FAILED).cancellable
