@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from backend.roles import Actor, Role
 from backend.settings import Settings, load_settings
 from backend.store.actions import ActionResult, Outcome
-from backend.template import PROJECT_ROOT
+from backend.template import FUNCTION_ID, PROJECT_ROOT, ROLLUPS_FUNCTION_ID
 
 if TYPE_CHECKING:
     from backend.operations import Pipeline
@@ -64,11 +64,11 @@ def cmd_api(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_trigger(settings: Settings, _args: argparse.Namespace) -> int:
+def cmd_trigger(settings: Settings, args: argparse.Namespace) -> int:
     from backend.local.local_template import local_template
     from backend.local.trigger import run_trigger
 
-    run_trigger(settings, local_template(settings), _stop_event_on_signals())
+    run_trigger(settings, local_template(settings), _stop_event_on_signals(), args.function)
     return 0
 
 
@@ -220,7 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         func=cmd_up
     )
     sub.add_parser("api", help="run only the API twin").set_defaults(func=cmd_api)
-    sub.add_parser("trigger", help="run only the trigger twin (stream poller)").set_defaults(func=cmd_trigger)
+    trigger = sub.add_parser("trigger", help="run only the trigger twin (stream poller) of one function")
+    trigger.add_argument(
+        "--function",
+        default=FUNCTION_ID,
+        choices=(FUNCTION_ID, ROLLUPS_FUNCTION_ID),
+        help=f"the function whose stream mapping to run (default {FUNCTION_ID})",
+    )
+    trigger.set_defaults(func=cmd_trigger)
     sub.add_parser("dashboard", help="run only the dashboard").set_defaults(func=cmd_dashboard)
     demo = sub.add_parser("demo", help="send sample requests through the API, through every state")
     demo.add_argument("--count", type=int, default=3, help="requests of each kind (default 3)")

@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         return kwargs
 
     @property
+    def rollups_table(self) -> str:
+        """The local rollups table (``RollupsTable``): named after the requests table, so that two stacks
+        (or two tests) with different tables never share one."""
+        return f"{self.table}-rollups"
+
+    @property
     def checkpoint_path(self) -> Path:
         return self.data_dir / "trigger" / "checkpoints.json"
 

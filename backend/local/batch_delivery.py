@@ -13,6 +13,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 from backend.local.batch_outcome import (
@@ -63,8 +64,10 @@ class BatchDelivery:
         lock: threading.RLock,
         report: TriggerReport,
         outage: OutageGuard,
+        failure_destination: Path | None = None,
     ) -> None:
         self.settings = settings
+        self.failure_destination = failure_destination or settings.failure_destination_path
         self.esm = esm
         self._invoke_function = invoke
         self._log_stream = log_stream
@@ -299,7 +302,7 @@ class BatchDelivery:
         )
         message = failure_message(given_up, last, self.function_arn, time.time())
         with self._lock:
-            append_line_durably(self.settings.failure_destination_path, json.dumps(message))
+            append_line_durably(self.failure_destination, json.dumps(message))
             self._report.stats.records_sent_to_failure_destination += len(segment.records)
         log.error(
             "shard %s: gave up on %d record(s) %s..%s (%s after %d invocation(s)); see %s",
@@ -309,7 +312,7 @@ class BatchDelivery:
             final.sequence_number,
             condition,
             segment.invocations,
-            self.settings.failure_destination_path,
+            self.failure_destination,
         )
         oldest = min(r.arrival for r in segment.records)
         if segment.outage_seen or self._outage.lived_through_outage(oldest) or not self._outage.reachable():

@@ -1,4 +1,5 @@
-"""The processor function and its DynamoDB event source mapping, read from ``infra/template.yaml``.
+"""A function and its DynamoDB event source mapping (the processor's, the rollups consumer's), read from
+``infra/template.yaml``.
 
 The trigger twin honours exactly what would be deployed: nothing here restates a value the template
 holds. Settings the template leaves out take the values AWS uses when they are absent.
@@ -12,7 +13,15 @@ from pathlib import Path
 from typing import Any, Final
 
 from backend.local.event_filter import EventFilter, FilterError
-from backend.template import FUNCTION_ID, STREAM_EVENT_ID, TEMPLATE_PATH, Template, TemplateError
+from backend.template import (
+    FUNCTION_ID,
+    ROLLUPS_FUNCTION_ID,
+    ROLLUPS_STREAM_EVENT_ID,
+    STREAM_EVENT_ID,
+    TEMPLATE_PATH,
+    Template,
+    TemplateError,
+)
 
 # AWS's values for settings a DynamoDB event source mapping leaves out.
 DEFAULT_BATCH_SIZE: Final = 100
@@ -70,10 +79,10 @@ def _bool(value: Any) -> bool:
     return bool(value)
 
 
-def _function_properties(template: Template) -> dict[str, Any]:
+def _function_properties(template: Template, function_id: str) -> dict[str, Any]:
     """The function's properties with the template's ``Globals.Function`` underneath (as SAM merges them)."""
     globals_ = template.resolve((template.raw.get("Globals") or {}).get("Function") or {})
-    props = template.properties(FUNCTION_ID)
+    props = template.properties(function_id)
     merged: dict[str, Any] = {**globals_, **props}
     # SAM merges maps key by key: a function's Environment.Variables extend the global ones.
     global_vars = (globals_.get("Environment") or {}).get("Variables") or {}
@@ -82,17 +91,20 @@ def _function_properties(template: Template) -> dict[str, Any]:
     return merged
 
 
-def load_function_config(template: Template, template_path: Path = TEMPLATE_PATH) -> FunctionConfig:
-    """The ``ProcessorFunction``'s handler, code directory, timeout, memory and environment."""
-    props = _function_properties(template)
+def load_function_config(
+    template: Template, template_path: Path = TEMPLATE_PATH, function_id: str = FUNCTION_ID
+) -> FunctionConfig:
+    """The function's (default ``ProcessorFunction``) handler, code directory, timeout, memory and
+    environment."""
+    props = _function_properties(template, function_id)
     handler = props.get("Handler")
     code_uri = props.get("CodeUri")
     if not handler or not isinstance(code_uri, str):
-        raise TemplateError(f"{FUNCTION_ID} needs a Handler and a local CodeUri")
-    name = props.get("FunctionName") or f"{template.local.stack_name}-{FUNCTION_ID}"
+        raise TemplateError(f"{function_id} needs a Handler and a local CodeUri")
+    name = props.get("FunctionName") or f"{template.local.stack_name}-{function_id}"
     variables = props["Environment"]["Variables"]
     return FunctionConfig(
-        logical_id=FUNCTION_ID,
+        logical_id=function_id,
         function_name=str(name),
         handler=str(handler),
         code_dir=(template_path.parent / code_uri).resolve(),
@@ -103,25 +115,37 @@ def load_function_config(template: Template, template_path: Path = TEMPLATE_PATH
     )
 
 
-def load_esm_config(template: Template, template_path: Path = TEMPLATE_PATH) -> EsmConfig:
-    """The ``RequestsStream`` event of ``ProcessorFunction``, with AWS defaults for absent settings."""
-    function = load_function_config(template, template_path)
-    events = template.resource(FUNCTION_ID).get("Properties", {}).get("Events") or {}
-    event = events.get(STREAM_EVENT_ID)
+# The stream event of each function the trigger twin runs, by the function's logical id.
+STREAM_EVENTS: Final = {FUNCTION_ID: STREAM_EVENT_ID, ROLLUPS_FUNCTION_ID: ROLLUPS_STREAM_EVENT_ID}
+
+
+def load_esm_config(
+    template: Template, template_path: Path = TEMPLATE_PATH, function_id: str = FUNCTION_ID
+) -> EsmConfig:
+    """The DynamoDB stream event of a function (default: ``RequestsStream`` of ``ProcessorFunction``;
+    ``RollupsFunction``: ``RollupsStream``), with AWS defaults for absent settings."""
+    event_id = STREAM_EVENTS.get(function_id)
+    if event_id is None:
+        raise TemplateError(
+            f"the trigger twin runs no mapping of {function_id}; known: {sorted(STREAM_EVENTS)}"
+        )
+    function = load_function_config(template, template_path, function_id)
+    events = template.resource(function_id).get("Properties", {}).get("Events") or {}
+    event = events.get(event_id)
     if not event or event.get("Type") != "DynamoDB":
-        raise TemplateError(f"{FUNCTION_ID} has no DynamoDB event named {STREAM_EVENT_ID}")
+        raise TemplateError(f"{function_id} has no DynamoDB event named {event_id}")
     props: dict[str, Any] = template.resolve(event.get("Properties") or {})
 
     starting_position = props.get("StartingPosition")
     if starting_position not in STARTING_POSITIONS:
         # Required for streams, and AT_TIMESTAMP is Kinesis-only.
-        raise TemplateError(f"{STREAM_EVENT_ID}: StartingPosition must be one of {STARTING_POSITIONS}")
+        raise TemplateError(f"{event_id}: StartingPosition must be one of {STARTING_POSITIONS}")
     filters = (props.get("FilterCriteria") or {}).get("Filters") or []
     on_failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
 
     config = EsmConfig(
         function=function,
-        event_id=STREAM_EVENT_ID,
+        event_id=event_id,
         starting_position=str(starting_position),
         batch_size=int(props.get("BatchSize", DEFAULT_BATCH_SIZE)),
         maximum_batching_window_seconds=float(props.get("MaximumBatchingWindowInSeconds", 0)),
@@ -158,4 +182,4 @@ def _validate(config: EsmConfig) -> None:
     except FilterError as error:
         problems.append(f"FilterCriteria: {error}")
     if problems:
-        raise TemplateError(f"{STREAM_EVENT_ID}: " + "; ".join(problems))
+        raise TemplateError(f"{config.event_id}: " + "; ".join(problems))

@@ -10,6 +10,7 @@ stops the stack with the reason. Restart counts go to ``<data dir>/stack/restart
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -29,16 +31,18 @@ from backend.local.local_template import local_template
 from backend.local.private_files import PRIVATE_UMASK, secure_data_dir
 from backend.local.restarts import RestartPolicy, describe_exit
 from backend.local.table import ensure_table
+from backend.local.trigger_files import trigger_files
 from backend.settings import Settings
 from backend.stack_restarts import RESTARTS_FILE
-from backend.template import PROJECT_ROOT
+from backend.template import FUNCTION_ID, PROJECT_ROOT, ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, TABLE_ID
 
-_COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "dashboard": "36", "stack": "33"}
+_COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "rollups": "95", "dashboard": "36", "stack": "33"}
 # What a component's absence means while it is being restarted (said with its death).
 WHILE_DOWN = {
     "dynamodb": "the API answers 503 (nothing stored); the trigger waits for the table, spending no retries",
     "api": "clients cannot connect; a PUT cut off may have been stored: retry it with its Idempotency-Key",
     "trigger": "requests are accepted and wait in the stream; the trigger resumes from its checkpoint",
+    "rollups": "the rollups fall behind (records wait in the stream); it resumes from its own checkpoint",
     "dashboard": "the dashboard is unavailable; the pipeline is not affected",
 }
 _PR_SET_PDEATHSIG = 1
@@ -158,7 +162,16 @@ def build_components(settings: Settings) -> list[Component]:
             lambda _component: _dynamodb_answers(settings),
         ),
         Component("api", _python_component("api"), _tcp_ready(host, settings.api_port)),
-        Component("trigger", _python_component("trigger"), lambda c: _trigger_reports(settings, c)),
+        Component(
+            "trigger",
+            _python_component("trigger", "--function", FUNCTION_ID),
+            lambda c: _trigger_reports(settings, c),
+        ),
+        Component(
+            "rollups",
+            _python_component("trigger", "--function", ROLLUPS_FUNCTION_ID),
+            lambda c: _state_written_by(trigger_files(settings, ROLLUPS_FUNCTION_ID).state, c),
+        ),
         Component(
             "dashboard",
             dashboard_server.command(host, settings.dashboard_port),
@@ -183,6 +196,19 @@ def _trigger_reports(settings: Settings, component: Component) -> bool:
     if state is None or component.process is None:
         return False
     return state.pid == component.process.pid
+
+
+def _state_written_by(state_file: Path, component: Component) -> bool:
+    """Ready once a trigger has written its state file from this process (not a stale one)."""
+    try:
+        document = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        component.process is not None
+        and isinstance(document, dict)
+        and document.get("pid") == component.process.pid
+    )
 
 
 def _check_ports(settings: Settings) -> None:
@@ -243,12 +269,19 @@ def _start(component: Component, settings: Settings, stopping: threading.Event) 
     component.start()
     _wait(component, timeout=120 if component.name == "dynamodb" else 60, stopping=stopping)
     if component.name == "dynamodb" and not stopping.is_set():
-        client = dynamodb_local.client(settings.dynamodb_url)
+        _ensure_tables(settings)
+
+
+def _ensure_tables(settings: Settings) -> None:
+    """The requests table and the rollups table, created or brought up to the template."""
+    client = dynamodb_local.client(settings.dynamodb_url)
+    template = local_template(settings)
+    for name, logical_id in ((settings.table, TABLE_ID), (settings.rollups_table, ROLLUPS_TABLE_ID)):
         try:
-            ensure_table(client, settings.table, local_template(settings))
-        except Exception as error:  # said in one line; the stack cannot run without its table
-            raise StackError(f"the table {settings.table} could not be made ready: {error}") from error
-        _Printer("stack").line(f"table {settings.table} matches infra/template.yaml")
+            ensure_table(client, name, template, logical_id)
+        except Exception as error:  # said in one line; the stack cannot run without its tables
+            raise StackError(f"the table {name} could not be made ready: {error}") from error
+        _Printer("stack").line(f"table {name} matches infra/template.yaml")
 
 
 def _loud(lines: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Create or update the local requests table from the template's definition (never restated here)."""
+"""Create or update a local table (the requests table, the rollups table) from the template's definition
+(never restated here)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ mapping in ``infra/template.yaml`` would:
   after MaximumRetryAttempts retries or once a record is older than MaximumRecordAgeInSeconds (-1: never).
   A batch given up on goes to the on-failure destination (a JSONL file holding what Lambda would send to
   SQS) and the shard moves on;
-* checkpoints are durable (``Settings.checkpoint_path``): a restart neither loses records nor re-delivers
+* checkpoints are durable (``Settings.checkpoint_path``; a mapping other than the processor's keeps its
+  files apart, see :mod:`backend.local.trigger_files`): a restart neither loses records nor re-delivers
   a checkpointed one (delivery is at least once, as on AWS);
 * the dashboard reads ``Settings.trigger_state_path`` (see :mod:`backend.trigger_state`).
 
@@ -52,10 +53,11 @@ from backend.local.esm_config import EsmConfig, load_esm_config
 from backend.local.lambda_runtime import LambdaRuntime, new_log_stream_name
 from backend.local.local_template import local_template
 from backend.local.stream_reading import StreamShards
-from backend.local.table_outage import PARKED_FILE, OutageGuard
+from backend.local.table_outage import OutageGuard
+from backend.local.trigger_files import trigger_files
 from backend.local.trigger_report import HEARTBEAT_SECONDS, TriggerReport
 from backend.settings import Settings
-from backend.template import Template
+from backend.template import FUNCTION_ID, Template
 from backend.trigger_state import TriggerMode, TriggerState
 
 log = logging.getLogger("streamdesk.trigger")
@@ -77,9 +79,11 @@ class Trigger:
         template: Template,
         invoke: Invoke | None = None,
         esm: EsmConfig | None = None,
+        function_id: str = FUNCTION_ID,
     ) -> None:
         self.settings = settings
-        self.esm = esm or load_esm_config(local_template(settings, template))
+        self.esm = esm or load_esm_config(local_template(settings, template), function_id=function_id)
+        self.files = trigger_files(settings, self.esm.function.logical_id)
         self._runtime: LambdaRuntime | None = None
         if invoke is None:
             self._runtime = LambdaRuntime(settings, self.esm.function)
@@ -87,8 +91,8 @@ class Trigger:
         log_stream = self._runtime.log_stream_name if self._runtime else new_log_stream_name()
         probe_config = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1})
         self._probe: Any = boto3.client("dynamodb", config=probe_config, **settings.boto3_kwargs())
-        self._outage = OutageGuard(self._table_answers, settings.trigger_state_path.parent / PARKED_FILE)
-        checkpoints = CheckpointStore(settings.checkpoint_path)
+        self._outage = OutageGuard(self._table_answers, self.files.parked)
+        checkpoints = CheckpointStore(self.files.checkpoint)
         lock = threading.RLock()  # stats, the state file and checkpoints, shared with lane workers
         stats = TriggerState(
             pid=os.getpid(),
@@ -101,7 +105,7 @@ class Trigger:
         )
         self._reader = StreamShards(settings, self.esm, checkpoints, lock, stats)
         self._report = TriggerReport(
-            settings.trigger_state_path, stats, lock, lambda: list(self._reader.shards.values()), self._outage
+            self.files.state, stats, lock, lambda: list(self._reader.shards.values()), self._outage
         )
         self._delivery = BatchDelivery(
             settings,
@@ -113,6 +117,7 @@ class Trigger:
             lock,
             self._report,
             self._outage,
+            self.files.failure_destination,
         )
         self._lanes = self._delivery.lanes
         self._wake = threading.Event()  # never set with factor 1
@@ -262,7 +267,9 @@ def processor_concurrency(esm: EsmConfig) -> int | None:
     return int(raw) if raw.strip().isdigit() else None
 
 
-def run_trigger(settings: Settings, template: Template, stop: threading.Event) -> None:
-    """Entry point for the local stack's supervisor: poll the table's stream until ``stop`` is set."""
-    trigger = Trigger(settings, template)
+def run_trigger(
+    settings: Settings, template: Template, stop: threading.Event, function_id: str = FUNCTION_ID
+) -> None:
+    """Entry point for the local stack's supervisor: run ``function_id``'s mapping until ``stop`` is set."""
+    trigger = Trigger(settings, template, function_id=function_id)
     trigger.run(stop)

@@ -33,7 +33,11 @@ REQUESTS_PER_ROUND = int(os.environ.get("STREAMDESK_CHAOS_REQUESTS", "30"))
 TABLE = "streamdesk-e2e"
 PACE_SECONDS = 0.5  # between two new requests
 # What the supervisor's children run, as `ps` shows them.
-VICTIMS = {"api": "backend.cli api", "trigger": "backend.cli trigger", "dynamodb": "java -Xms64m"}
+VICTIMS = {
+    "api": "backend.cli api",
+    "trigger": "backend.cli trigger --function ProcessorFunction",
+    "dynamodb": "java -Xms64m",
+}
 AMBIGUOUS = (httpx.TransportError,)
 
 

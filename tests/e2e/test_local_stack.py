@@ -151,7 +151,7 @@ def test_make_up_serves_processes_and_restarts_without_loss(
 
 def _child_pid(stack: Stack, needle: str) -> int:
     listing = subprocess.run(
-        ["ps", "-o", "pid=,args=", "--ppid", str(stack.process.pid)],
+        ["ps", "-ww", "-o", "pid=,args=", "--ppid", str(stack.process.pid)],
         capture_output=True,
         text=True,
         check=True,

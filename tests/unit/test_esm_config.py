@@ -105,3 +105,23 @@ def test_retries_exhausted_counts_retries_after_the_first_invocation() -> None:
     two = EsmConfig(function, maximum_retry_attempts=2)
     assert not two.retries_exhausted(1) and two.retries_exhausted(2)
     assert not EsmConfig(function).retries_exhausted(10_000)  # -1: never
+
+
+def test_the_rollups_mapping_from_the_template() -> None:
+    refs = {"RequestsTable": "my-table", "RollupsTable": "my-rollups"}
+    esm = load_esm_config(Template.load(local=LocalValues(refs=refs)), function_id="RollupsFunction")
+    assert esm.event_id == "RollupsStream"
+    assert esm.function.logical_id == "RollupsFunction"
+    assert esm.function.handler == "streamdesk_rollups.handler.lambda_handler"
+    assert esm.function.environment["ROLLUPS_TABLE"] == "my-rollups"
+    assert esm.parallelization_factor == 1  # the ledger relies on one batch per shard at a time
+    assert esm.filter_patterns == ()  # every transition counts
+    assert esm.batch_size == 100  # RollupBatchSize's default
+    assert esm.maximum_retry_attempts == 10_000 and esm.maximum_record_age_seconds == 86_400
+    assert esm.report_batch_item_failures and esm.bisect_batch_on_function_error
+    assert esm.on_failure_destination is not None and "RollupsFailureQueue" in esm.on_failure_destination
+
+
+def test_a_function_without_a_mapping_the_twin_runs_is_refused() -> None:
+    with pytest.raises(TemplateError, match="runs no mapping of FailureQueue"):
+        load_esm_config(Template.load(), function_id="FailureQueue")
