@@ -21,10 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from streamdesk_rollups.schema import Transition
 
 from backend.local.dynamodb_local import client as dynamodb_client
 from backend.local.dynamodb_local import free_port
+from backend.local.esm_config import load_esm_config
+from backend.rollups.reader import RollupReader
+from backend.rollups.rebuild import rebuild
 from backend.stack_restarts import read_restarts
+from backend.template import ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, TABLE_ID, LocalValues, Template
 from tests.e2e.test_local_stack import Stack, _child_pid, start_stack, stop_stack
 from tests.processor_events import read_stream_records
 
@@ -36,9 +41,13 @@ PACE_SECONDS = 0.5  # between two new requests
 VICTIMS = {
     "api": "backend.cli api",
     "trigger": "backend.cli trigger --function ProcessorFunction",
+    "rollups": "backend.cli trigger --function RollupsFunction",
     "dynamodb": "java -Xms64m",
 }
 AMBIGUOUS = (httpx.TransportError,)
+ROLLUPS_TEMPLATE = Template.load(
+    local=LocalValues(refs={TABLE_ID: TABLE, ROLLUPS_TABLE_ID: f"{TABLE}-rollups"})
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,7 @@ def _kill_and_wait_back(stack: Stack, name: str, seen_back: int) -> None:
 def _load_with_kills(
     stack: Stack, ddb: Any, orders: list[Order], round_number: int
 ) -> dict[str, tuple[str, int]]:
-    """Send ``orders`` from 6 clients while the three components are killed one after another, each
+    """Send ``orders`` from 6 clients while the four components are killed one after another, each
     while a batch is running (the API's while PUTs are in flight)."""
     deadline = time.monotonic() + 240
     answers: dict[str, tuple[str, int]] = {}
@@ -144,7 +153,7 @@ def _load_with_kills(
             o.key: pool.submit(_put_until_answered, stack, o, start + n * PACE_SECONDS, deadline)
             for n, o in enumerate(orders)
         }
-        for name in ("trigger", "dynamodb", "api"):
+        for name in ("trigger", "rollups", "dynamodb", "api"):
             _wait_mid_batch(ddb)
             _kill_and_wait_back(stack, name, seen_back=round_number)
         for key, future in futures.items():
@@ -183,7 +192,30 @@ def _step_writes(endpoint: str) -> Counter[tuple[str, str]]:
     return writes
 
 
+def _rollups_match_a_recount(ddb: Any, since_ms: int, orders: int) -> None:
+    """Until the rollups trigger has caught up: its counts equal a recount from the items exactly (a
+    record counted twice stays above the recount, and the deadline fails the test)."""
+    shards = int(
+        load_esm_config(ROLLUPS_TEMPLATE, function_id=ROLLUPS_FUNCTION_ID).function.environment[
+            "ROLLUP_WRITE_SHARDS"
+        ]
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        until_ms = int(time.time() * 1000) + 60_000
+        try:
+            report = rebuild(ddb, TABLE, f"{TABLE}-rollups", shards, since_ms, until_ms)
+            accepted = RollupReader(ddb, f"{TABLE}-rollups", shards).total(since_ms, until_ms).counts
+        except Exception:  # a moment of the table restarting
+            report, accepted = None, {}
+        if report is not None and report.differences == [] and accepted[Transition.ACCEPTED] == orders:
+            return
+        assert time.monotonic() < deadline, report.differences[:10] if report else "no report"
+        time.sleep(0.5)
+
+
 def test_sigkill_each_component_mid_batch_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+    since_ms = int(time.time() * 1000) - 60_000
     ports = {"api": free_port(), "dynamodb": free_port(), "dashboard": free_port()}
     stack = start_stack(tmp_path / "data", ports, tmp_path / "up.log")
     try:
@@ -211,6 +243,8 @@ def test_sigkill_each_component_mid_batch_loses_nothing_and_repeats_nothing(tmp_
         # No completed step ran twice (each step recorded once per request in the stream).
         writes = _step_writes(f"http://127.0.0.1:{ports['dynamodb']}")
         assert [key for key, count in writes.items() if count > 1] == []
+        # The rollups consumer, killed mid-run too, counted every record once.
+        _rollups_match_a_recount(ddb, since_ms, len(orders))
         # The stack healed by itself, said truly what happened, and still serves.
         assert stack.process.poll() is None
         _healed_and_said_so(stack, tmp_path / "data")
