@@ -165,7 +165,7 @@ def build_components(settings: Settings) -> list[Component]:
         Component(
             "trigger",
             _python_component("trigger", "--function", FUNCTION_ID),
-            lambda c: _trigger_reports(settings, c),
+            lambda c: _state_written_by(trigger_files(settings, FUNCTION_ID).state, c),
         ),
         Component(
             "rollups",
@@ -186,16 +186,6 @@ def _dynamodb_answers(settings: Settings) -> bool:
     except Exception:  # not up yet
         return False
     return True
-
-
-def _trigger_reports(settings: Settings, component: Component) -> bool:
-    """Ready once the trigger has written its state file from this process (not a stale one)."""
-    from backend.trigger_state import read_trigger_state
-
-    state = read_trigger_state(settings)
-    if state is None or component.process is None:
-        return False
-    return state.pid == component.process.pid
 
 
 def _state_written_by(state_file: Path, component: Component) -> bool:
