@@ -35,6 +35,7 @@ from backend.local.trigger_files import trigger_files
 from backend.settings import Settings
 from backend.stack_restarts import RESTARTS_FILE
 from backend.template import FUNCTION_ID, PROJECT_ROOT, ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, TABLE_ID
+from backend.trigger_state import TriggerState
 
 _COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "rollups": "95", "dashboard": "36", "stack": "33"}
 # What a component's absence means while it is being restarted (said with its death).
@@ -191,14 +192,10 @@ def _dynamodb_answers(settings: Settings) -> bool:
 def _state_written_by(state_file: Path, component: Component) -> bool:
     """Ready once a trigger has written its state file from this process (not a stale one)."""
     try:
-        document = json.loads(state_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        state = TriggerState.from_json(json.loads(state_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError, AttributeError):  # not there yet, half written, or not a state
         return False
-    return (
-        component.process is not None
-        and isinstance(document, dict)
-        and document.get("pid") == component.process.pid
-    )
+    return component.process is not None and state.pid == component.process.pid
 
 
 def _check_ports(settings: Settings) -> None:
