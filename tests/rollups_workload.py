@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamdesk_processor import item
-from streamdesk_processor.item import Status
+from streamdesk_processor.item import ResolveReason, Status
 from streamdesk_rollups.config import RollupsConfig
 from streamdesk_rollups.consumer import RollupsConsumer
 
 from backend.local.table import ensure_table
 from backend.roles import Actor, Role
 from backend.rollups.reader import RollupReader
-from backend.store.actions import RequestActions
+from backend.store.actions import Outcome, RequestActions
 from backend.template import ROLLUPS_TABLE_ID, LocalValues, Template
 from tests.processor_events import (
     FakeClock,
@@ -70,23 +70,45 @@ class Workload:
 
 
 def run_workload(
-    ddb: Any, endpoint: str, table: str, *, requests: int = 60, seed: int = 7, redrives: int = 3
+    ddb: Any,
+    endpoint: str,
+    table: str,
+    *,
+    requests: int = 60,
+    seed: int = 7,
+    redrives: int = 3,
+    cancels: int = 0,
+    resolves: int = 0,
+    reopens: int = 0,
 ) -> Workload:
     """Requests of every kind through the processor (retries re-sent as the trigger would), then some
-    failures redriven and processed again; returns the table's whole stream."""
+    failures redriven and processed again; returns the table's whole stream.
+
+    With ``cancels``, that many of the last requests are cancelled before processing; with ``resolves``,
+    that many failures (not among the redriven) are resolved, and ``reopens`` of those retried again
+    (reopened, redriven, processed: they fail again). All through ``backend.store.actions``."""
     rng = random.Random(seed)
     start = time.time() - 900
     ids = []
     for number in range(requests):
         created = int((start + number) * 1000)
         ids.append(put_pending_item(ddb, table, _body(rng, number), created_at_ms=created))
+    actions = RequestActions(ddb, table)
+    operator = Actor("tests", Role.OPERATOR)
+    for request_id in ids[len(ids) - cancels :] if cancels else ():
+        assert actions.cancel(request_id, operator).outcome is Outcome.CANCELLED
     clock = TickingClock(start + requests + 5, seed)
     processor = make_processor(ddb, table, clock=clock, sleep=lambda _: None)
     seen = _process_new(processor, endpoint, table, 0)
     failed = [rid for rid in ids if _status(ddb, table, rid) == Status.FAILED]
-    actions = RequestActions(ddb, table)
     for request_id in failed[:redrives]:
-        actions.redrive(request_id, Actor("tests", Role.OPERATOR))
+        actions.redrive(request_id, operator)
+    resolved = failed[redrives : redrives + resolves]
+    for request_id in resolved:
+        outcome = actions.resolve(request_id, ResolveReason.DUPLICATE, "", operator).outcome
+        assert outcome is Outcome.RESOLVED
+    for request_id in resolved[:reopens]:
+        assert actions.redrive(request_id, operator).outcome is Outcome.REDRIVEN  # reopened, then redriven
     _process_new(processor, endpoint, table, seen)
     records = read_stream_records(endpoint, table)
     return Workload(table, records, ids, int(start * 1000) - 60_000, int(time.time() * 1000) + 60_000)

@@ -6,9 +6,10 @@ state only, so the recount covers
 
 - accepted (by ``createdAt``), succeeded and failed (by ``finishedAt``, the item's current outcome),
   failure groups of the FAILED items, and the latency sketches of finished items (their latest attempt);
-- not started / retried / redriven / expired, nor earlier failures of a request redriven since (the stored
-  counts are higher there by design), nor items TTL has deleted (outside the requests' retention the
-  recount is lower by design).
+- cancelled (CANCELLED items, by ``finishedAt``) and resolved (RESOLVED items, by ``resolution.at``);
+- not started / retried / redriven / expired / reopened, nor earlier failures of a request redriven since,
+  nor earlier resolutions of a failure reopened since (the stored counts are higher there by design), nor
+  items TTL has deleted (outside the requests' retention the recount is lower by design).
 
 So a stored count *below* the recount is data missing from the rollups, and ``apply=True`` adds exactly
 that gap (to write shard 0: rollups add up, so a correction commutes with the live consumer's updates).
@@ -41,16 +42,25 @@ from streamdesk_rollups.schema import (
     group_text_update,
     rollup_pk,
 )
-from streamdesk_rollups.transitions import error_group, latencies
+from streamdesk_rollups.transitions import error_group, latencies, resolved_at
 
 from backend.rollups.model import GroupCount, Rollup
 from backend.rollups.reader import RollupReader
 
-RECOUNTED: Final = (Transition.ACCEPTED, Transition.SUCCEEDED, Transition.FAILED)
+RECOUNTED: Final = (
+    Transition.ACCEPTED,
+    Transition.SUCCEEDED,
+    Transition.FAILED,
+    Transition.CANCELLED,
+    Transition.RESOLVED,
+)
+# A closed request's state and the transition that closed it (counted at its finish or its resolution).
+CLOSED: Final = {Status.CANCELLED: Transition.CANCELLED, Status.RESOLVED: Transition.RESOLVED}
 CORRECTION_SHARD: Final = 0
 QUANTILES: Final = (0.5, 0.95, 0.99)
 _PROJECTION: Final = (
     item.ID, item.STATUS, item.CREATED_AT, item.STARTED_AT, item.FINISHED_AT, item.REDRIVEN_AT, item.ERROR,
+    item.RESOLUTION,
 )  # fmt: skip
 
 
@@ -100,6 +110,11 @@ def recount(
         if accepted is not None:
             accepted.counts[Transition.ACCEPTED] += 1
         status = (image.get(item.STATUS) or {}).get("S")
+        if status == Status.CANCELLED or status == Status.RESOLVED:
+            at = _n(image, item.FINISHED_AT) if status == Status.CANCELLED else resolved_at(image)
+            closed = bucket(at)
+            if closed is not None:
+                closed.counts[CLOSED[status]] += 1
         ended = status == Status.SUCCEEDED or status in item.FAILED_OUTCOMES
         finished = bucket(_n(image, item.FINISHED_AT)) if ended else None
         if finished is None:
@@ -220,11 +235,14 @@ def _scan(
     names = {f"#p{i}": name for i, name in enumerate(_PROJECTION)}
     by_name = {name: placeholder for placeholder, name in names.items()}
     created, finished = by_name[item.CREATED_AT], by_name[item.FINISHED_AT]
+    resolved = f"{by_name[item.RESOLUTION]}.#resolvedAt"
     kwargs: dict[str, Any] = {
         "TableName": table,
         "ProjectionExpression": ", ".join(names),
-        "FilterExpression": f"{created} BETWEEN :since AND :until OR {finished} BETWEEN :since AND :until",
-        "ExpressionAttributeNames": names,
+        "FilterExpression": " OR ".join(
+            f"{when} BETWEEN :since AND :until" for when in (created, finished, resolved)
+        ),
+        "ExpressionAttributeNames": {**names, "#resolvedAt": item.RESOLUTION_AT},
         "ExpressionAttributeValues": {":since": {"N": str(since_ms)}, ":until": {"N": str(until_ms)}},
         "ConsistentRead": True,
     }

@@ -51,6 +51,9 @@ class Transition(StrEnum):
     RETRIED = "retried"  # automatically, after a transient failure
     REDRIVEN = "redriven"  # by a person
     EXPIRED = "expired"  # deleted by TTL
+    CANCELLED = "cancelled"  # PENDING -> CANCELLED, by DELETE /requests/{id} or an operator
+    RESOLVED = "resolved"  # FAILED -> RESOLVED: a failure closed without a retry
+    REOPENED = "reopened"  # RESOLVED -> FAILED: a closed failure opened again (not a new failure)
 
 
 class Stage(StrEnum):

@@ -10,6 +10,10 @@
 - retried:   old PROCESSING, new PENDING (the processor handing a transient failure back), at ``updatedAt``
 - redriven:  old FAILED, new PENDING (a person), at ``redrivenAt``
 - expired:   REMOVE by the DynamoDB service (TTL), at the record's creation time
+- cancelled: old PENDING, new CANCELLED, at ``finishedAt`` (the cancel sets it), else ``updatedAt``
+- resolved:  old FAILED, new RESOLVED, at ``resolution.at``, else ``updatedAt``
+- reopened:  old RESOLVED, new FAILED (a person retrying a closed failure), at ``updatedAt``; not a failure
+             again (it was counted when it failed), but it enters the open failures again
 - open failures gauge: +1 when FAILED is entered (a failure, or a resolved one reopened), -1 when it is left
   (redrive, resolve, or the item deleted)
 
@@ -116,6 +120,12 @@ def _derive(
         found.append((Transition.REDRIVEN, _n(new, item.REDRIVEN_AT) or _n(new, item.UPDATED_AT)))
     if event_name == REMOVE and by_ttl:
         found.append((Transition.EXPIRED, record_ms or _ttl_ms(old)))
+    if old_status == Status.PENDING and new_status == Status.CANCELLED:
+        found.append((Transition.CANCELLED, _n(new, item.FINISHED_AT) or _n(new, item.UPDATED_AT)))
+    if old_status == Status.FAILED and new_status == Status.RESOLVED:
+        found.append((Transition.RESOLVED, resolved_at(new) or _n(new, item.UPDATED_AT)))
+    if old_status == Status.RESOLVED and new_status == Status.FAILED:
+        found.append((Transition.REOPENED, _n(new, item.UPDATED_AT)))
     transitions = tuple((kind, _when(kind, at, record_ms, sequence)) for kind, at in found)
     gauge = int(new_status == Status.FAILED) - int(old_status == Status.FAILED)
     finished_at = dict(transitions).get(Transition.SUCCEEDED) or dict(transitions).get(Transition.FAILED)
@@ -148,6 +158,13 @@ def latencies(image: Mapping[str, Any]) -> tuple[tuple[Stage, int], ...]:
         (Stage.PROCESSING, max(0, finished - started)),
         (Stage.END_TO_END, max(0, finished - entered)),
     )
+
+
+def resolved_at(image: Mapping[str, Any]) -> int | None:
+    """When a RESOLVED item was closed (its ``resolution`` map's ``at``), or None."""
+    resolution = image.get(item.RESOLUTION)
+    fields = resolution.get("M") if isinstance(resolution, Mapping) else None
+    return _n(fields, item.RESOLUTION_AT) if isinstance(fields, Mapping) else None
 
 
 def error_group(image: Mapping[str, Any]) -> ErrorGroup:

@@ -59,7 +59,7 @@ def workload(dynamodb_endpoint: str) -> Iterator[Workload]:
     ddb = client(dynamodb_endpoint)
     name = f"streamdesk-rollups-workload-{os.getpid()}"
     ensure_table(ddb, name, Template.load(local=LocalValues(refs={TABLE_ID: name})))
-    yield run_workload(ddb, dynamodb_endpoint, name, requests=60)
+    yield run_workload(ddb, dynamodb_endpoint, name, requests=60, cancels=2, resolves=3, reopens=1)
     ddb.delete_table(TableName=name)
 
 
@@ -97,25 +97,34 @@ def apply_cleanly(ddb: Any, table: str, w: Workload) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ the recount
-def test_counts_equal_a_recount_from_the_items(ddb: Any, rollups_table: str, workload: Workload) -> None:
-    table_name = workload.table
-    apply_cleanly(ddb, rollups_table, workload)
-    totals = reader(ddb, rollups_table).total(workload.since_ms, workload.until_ms)
-    items = scan_items(ddb, table_name)
+def assert_counts_equal_the_items(ddb: Any, rollups_table: str, w: Workload) -> list[dict[str, Any]]:
+    """Every count the rollups hold for the run equals a recount over its items (and their trails);
+    returns the items."""
+    totals = reader(ddb, rollups_table).total(w.since_ms, w.until_ms)
+    items = scan_items(ddb, w.table)
     status = [i[item.STATUS]["S"] for i in items]
     attempts = sum(int(i[item.ATTEMPTS]["N"]) for i in items)
+    started_items = sum(1 for i in items if int(i[item.ATTEMPTS]["N"]) > 0)
     redrives = sum(int(i.get(item.REDRIVES, {"N": "0"})["N"]) for i in items)
-    assert redrives == 3 and status.count(Status.FAILED) > 3  # the workload did what it promised
+    actions = [
+        entry["M"][item.TRAIL_ACTION]["S"] for i in items for entry in i.get(item.TRAIL, {"L": []})["L"]
+    ]
+    failed_or_resolved = status.count(Status.FAILED) + status.count(Status.RESOLVED)
     assert totals.counts[Transition.ACCEPTED] == len(items)
     assert totals.counts[Transition.STARTED] == attempts
     assert totals.counts[Transition.SUCCEEDED] == status.count(Status.SUCCEEDED)
-    assert totals.counts[Transition.FAILED] == status.count(Status.FAILED) + redrives
+    # A failure redriven since failed once more than its item shows; a reopened one did not fail again.
+    assert totals.counts[Transition.FAILED] == failed_or_resolved + redrives
     assert totals.counts[Transition.REDRIVEN] == redrives
     # Every start but a request's first and those after a redrive followed an automatic retry.
-    assert totals.counts[Transition.RETRIED] == attempts - len(items) - redrives
+    assert totals.counts[Transition.RETRIED] == attempts - started_items - redrives
+    assert totals.counts[Transition.CANCELLED] == status.count(Status.CANCELLED) == actions.count("cancel")
+    assert totals.counts[Transition.RESOLVED] == actions.count("resolve")
+    assert totals.counts[Transition.REOPENED] == actions.count("reopen")
+    assert totals.counts[Transition.EXPIRED] == 0
     assert reader(ddb, rollups_table).open_failures() == status.count(Status.FAILED)
     # Failure groups carry the failures page's key and folded message (from their own group item).
-    failed_items = [i for i in items if i[item.STATUS]["S"] == Status.FAILED]
+    failed_items = [i for i in items if i[item.STATUS]["S"] in item.FAILED_OUTCOMES]
     expected_groups = {
         failures.group_key(i[item.ERROR]["M"]["type"]["S"], i[item.ERROR]["M"]["message"]["S"]): (
             i[item.ERROR]["M"]["type"]["S"],
@@ -126,15 +135,28 @@ def test_counts_equal_a_recount_from_the_items(ddb: Any, rollups_table: str, wor
     assert {key: (g.error_type, g.pattern) for key, g in totals.groups.items()} == expected_groups
     assert sum(g.count for g in totals.groups.values()) == totals.counts[Transition.FAILED]
     # Hour buckets hold the same as minute buckets.
-    hours = reader(ddb, rollups_table).total(workload.since_ms, workload.until_ms, Grain.HOUR)
+    hours = reader(ddb, rollups_table).total(w.since_ms, w.until_ms, Grain.HOUR)
     assert _plain(hours) == _plain(totals)
+    return items
+
+
+def test_counts_equal_a_recount_from_the_items(ddb: Any, rollups_table: str, workload: Workload) -> None:
+    apply_cleanly(ddb, rollups_table, workload)
+    items = assert_counts_equal_the_items(ddb, rollups_table, workload)
+    status = [i[item.STATUS]["S"] for i in items]
+    redrives = sum(int(i.get(item.REDRIVES, {"N": "0"})["N"]) for i in items)
+    # The workload did what it promised: redrives (one of them a reopened resolution), cancels, resolves.
+    assert redrives == 4 and status.count(Status.FAILED) > 3
+    assert status.count(Status.CANCELLED) == 2 and status.count(Status.RESOLVED) == 2
     # Bucket by bucket, the rebuild's recount finds nothing missing; what it finds more of in the
-    # rollups is only the failures that a redrive has since taken off the items.
-    report = rebuild(ddb, table_name, rollups_table, 4, workload.since_ms, workload.until_ms)
+    # rollups is only the failures that a redrive has since taken off the items, and the resolution
+    # that a reopen took off its item.
+    report = rebuild(ddb, workload.table, rollups_table, 4, workload.since_ms, workload.until_ms)
     assert report.missing == 0
     extra = {d.figure.split(" ")[0] for d in report.differences}
-    assert extra <= {"failed", "group", "samples"}
+    assert extra <= {"failed", "group", "samples", "resolved"}
     assert sum(d.stored - d.recounted for d in report.differences if d.figure == "failed") == 2 * redrives
+    assert sum(d.stored - d.recounted for d in report.differences if d.figure == "resolved") == 2 * 1
 
 
 def test_latency_quantiles_are_within_one_percent_of_the_items(
@@ -357,6 +379,67 @@ def test_a_consumer_killed_mid_batch_then_redelivered_counts_everything_once(
     assert deliver(make_consumer(ddb, rollups_table), workload.records) == {"batchItemFailures": []}
     assert snapshot(ddb, rollups_table, workload) == expected
     ddb.delete_table(TableName=reference)
+
+
+def test_after_a_mixed_run_with_a_kill_mid_batch_counts_are_exact_and_percentiles_within_2_percent(
+    ddb: Any, dynamodb_endpoint: str, table_name: str, rollups_table: str, tmp_path: Path
+) -> None:
+    """The issue's test: a mixed run (successes, permanent and transient failures, cancels, resolves), the
+    consumer SIGKILLed mid-batch and the batch re-sent; then the rollups' counts equal a recount over the
+    items exactly, and their p50/p95/p99 are within 2 % of the percentiles of the items' own latencies."""
+    w = run_workload(
+        ddb, dynamodb_endpoint, table_name, requests=80, redrives=0, cancels=3, resolves=3, seed=5
+    )
+    child = _start_slow_consumer(dynamodb_endpoint, rollups_table, w, tmp_path)
+    _kill_after_some_transactions(ddb, rollups_table, child)
+    assert deliver(make_consumer(ddb, rollups_table), w.records) == {"batchItemFailures": []}
+
+    items = assert_counts_equal_the_items(ddb, rollups_table, w)
+    totals = reader(ddb, rollups_table).total(w.since_ms, w.until_ms)
+    finished = [i for i in items if i[item.STATUS]["S"] in (Status.SUCCEEDED, *item.FAILED_OUTCOMES)]
+    assert any(i[item.STATUS]["S"] == Status.RESOLVED for i in finished)
+    stages = {  # no redrives in this run: every item's latest attempt is its only finish
+        Stage.QUEUE_WAIT: [int(i[item.STARTED_AT]["N"]) - int(i[item.CREATED_AT]["N"]) for i in finished],
+        Stage.PROCESSING: [int(i[item.FINISHED_AT]["N"]) - int(i[item.STARTED_AT]["N"]) for i in finished],
+        Stage.END_TO_END: [int(i[item.FINISHED_AT]["N"]) - int(i[item.CREATED_AT]["N"]) for i in finished],
+    }
+    for stage, values in stages.items():
+        ordered = sorted(values)
+        assert totals.sketches[stage].count == len(ordered)
+        for q in (0.5, 0.95, 0.99):
+            exact = ordered[math.floor(q * (len(ordered) - 1))]  # the order statistic (docs/rollups.md)
+            estimate = totals.sketches[stage].quantile(q)
+            assert estimate is not None
+            assert abs(estimate - exact) <= 0.02 * exact + 1e-9, (stage, q, exact, estimate)
+
+
+def _start_slow_consumer(endpoint: str, table: str, w: Workload, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """The consumer applying the whole stream as one batch in a process of its own, slowly."""
+    records_path, config = tmp_path / "records.json", tmp_path / "child.json"
+    records_path.write_text(json.dumps(w.records), encoding="utf-8")
+    settings = {"endpoint": endpoint, "table": table, "records": str(records_path), "pause": 0.1}
+    config.write_text(json.dumps(settings), encoding="utf-8")
+    return subprocess.Popen(
+        [sys.executable, str(PROJECT_ROOT / "tests" / "fixtures_lambda" / "rollups_child.py"), str(config)],
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _kill_after_some_transactions(ddb: Any, table: str, child: subprocess.Popen[bytes]) -> None:
+    try:
+        deadline = time.monotonic() + 60
+        while len(_ledger_entries(ddb, table)) < 10:  # a few transactions are in
+            assert child.poll() is None, "the consumer finished before the kill"
+            assert time.monotonic() < deadline, "the consumer applied nothing"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=10)
+    assert child.returncode == -signal.SIGKILL
 
 
 def _ledger_entries(ddb: Any, table: str) -> list[dict[str, Any]]:

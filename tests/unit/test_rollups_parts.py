@@ -98,13 +98,21 @@ def test_metrics_carry_what_was_newly_counted() -> None:
         finished_at=T0,
         open_failures=1,
     )
+    closed = Change(
+        request_id="c",
+        sequence=padded_sequence("7"),
+        ledger_key=ledger_pk("s", "c"),
+        transitions=((Transition.RESOLVED, T0), (Transition.CANCELLED, T0), (Transition.CANCELLED, T0)),
+        open_failures=-1,
+    )
     try:
-        publish(ApplyReport(applied=[accepted(1, 4), done, accepted(2, 6)]), sink)
+        publish(ApplyReport(applied=[accepted(1, 4), done, accepted(2, 6), closed]), sink)
         blob: dict[str, Any] = json.loads(json.dumps(sink.serialize_metric_set()))
     finally:
         sink.clear_metrics()
     assert blob["Accepted"] == [2.0] and blob["Failed"] == [1.0] and blob["Succeeded"] == [0.0]
-    assert blob["EndToEndMs"] == [30.0] and blob["OpenFailuresDelta"] == [1.0]
+    assert blob["Cancelled"] == [2.0] and blob["Resolved"] == [1.0] and blob["Reopened"] == [0.0]
+    assert blob["EndToEndMs"] == [30.0] and blob["OpenFailuresDelta"] == [0.0]
     (directive,) = blob["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "StreamdeskTest"
     assert directive["Dimensions"] == [["service"]] and blob["service"] == "unit"

@@ -104,14 +104,38 @@ def test_retried_redriven_and_the_gauge() -> None:
     assert change_of(deleted).open_failures == -1 and not change_of(deleted).transitions
 
 
-def test_resolving_leaves_the_gauge_and_reopening_is_not_a_new_failure() -> None:
+def test_resolving_is_counted_at_the_resolution_and_leaves_the_gauge() -> None:
     failed = image("FAILED", created=T0, finished=T0 + 50, attempts=1)
     resolved = image("RESOLVED", created=T0, finished=T0 + 50, attempts=1, updated=T0 + 600)
+    resolved[item.RESOLUTION] = {
+        "M": {item.RESOLUTION_REASON: {"S": "duplicate"}, item.RESOLUTION_AT: {"N": str(T0 + 590)}}
+    }
     closing = change_of(modify(failed, resolved))
-    assert closing.open_failures == -1 and not closing.transitions
+    assert closing.open_failures == -1
+    assert dict(closing.transitions) == {Transition.RESOLVED: T0 + 590}
+    assert closing.error_group is None and not closing.latencies
+    # Without a resolution map (written by hand) the update's time is the resolution's.
+    bare = image("RESOLVED", created=T0, finished=T0 + 50, attempts=1, updated=T0 + 600)
+    assert kinds(modify(failed, bare)) == {Transition.RESOLVED: T0 + 600}
+
+
+def test_reopening_is_counted_as_reopened_not_as_a_new_failure() -> None:
+    failed = image("FAILED", created=T0, finished=T0 + 50, attempts=1, updated=T0 + 700)
+    resolved = image("RESOLVED", created=T0, finished=T0 + 50, attempts=1, updated=T0 + 600)
     reopening = change_of(modify(resolved, failed, sequence="101"))
-    assert reopening.open_failures == 1
-    assert not reopening.transitions and reopening.error_group is None and not reopening.latencies
+    assert reopening.open_failures == 1  # open again: the gauge stays exact
+    assert dict(reopening.transitions) == {Transition.REOPENED: T0 + 700}
+    assert reopening.error_group is None and not reopening.latencies
+
+
+def test_cancelled_is_a_pending_request_withdrawn_at_its_finish() -> None:
+    pending = image("PENDING", created=T0, attempts=0)
+    cancelled = image("CANCELLED", created=T0, attempts=0, finished=T0 + 80, updated=T0 + 80)
+    change = change_of(modify(pending, cancelled))
+    assert dict(change.transitions) == {Transition.CANCELLED: T0 + 80}
+    assert change.open_failures == 0 and not change.latencies and change.finished_at is None
+    without_finish = image("CANCELLED", created=T0, attempts=0, updated=T0 + 90)
+    assert kinds(modify(pending, without_finish)) == {Transition.CANCELLED: T0 + 90}
 
 
 def test_expired_is_a_ttl_deletion_at_the_records_time() -> None:
