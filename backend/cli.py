@@ -203,6 +203,22 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
         time.sleep(args.every)
 
 
+def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """Recount the rollups of a range from the items; with --apply add what is missing."""
+    from backend.clock import now_ms
+    from backend.rollups.rebuild_command import run_rebuild
+    from backend.time_arguments import parse_time
+
+    now = now_ms()
+    try:
+        since_ms = parse_time(args.since, now)
+        until_ms = parse_time(args.until, now) if args.until else now
+        return run_rebuild(settings, since_ms, until_ms, args.apply, print)
+    except ValueError as error:
+        print(f"streamdesk rollups rebuild: {error}", file=sys.stderr)
+        return 2
+
+
 def cmd_key(settings: Settings, _args: argparse.Namespace) -> int:
     print(settings.api_key)
     return 0
@@ -251,7 +267,23 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     rec.add_argument("--as", dest="actor", help="name recorded as who reconciled (default user@host)")
     rec.set_defaults(func=cmd_reconcile)
+    _add_rollups(sub)
     return parser
+
+
+def _add_rollups(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from backend.time_arguments import FORMATS
+
+    rollups = sub.add_parser("rollups", help="the rollups (counts and latency sketches from the stream)")
+    what = rollups.add_subparsers(dest="rollups_command", required=True)
+    rebuild = what.add_parser(
+        "rebuild",
+        help="recount a range from the items, say how far the rollups differ; --apply adds what is missing",
+    )
+    rebuild.add_argument("--since", required=True, help=f"start of the range: {FORMATS}")
+    rebuild.add_argument("--until", help="end of the range (default now), same forms")
+    rebuild.add_argument("--apply", action="store_true", help="add the missing figures (else only report)")
+    rebuild.set_defaults(func=cmd_rollups_rebuild)
 
 
 def _add_resolve_and_cancel(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

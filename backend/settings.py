@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         le=3650,
         description="Days resolved or cancelled requests are kept; the template's if unset.",
     )
+    # The rollups (docs/rollups.md): a deployed stack's outputs fill these in; locally the table is named
+    # after the requests table and the shards are the template's parameter.
+    rollups_table_name: str | None = Field(
+        None, min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$", description="The rollups table."
+    )
+    rollup_write_shards: int | None = Field(
+        None, ge=1, le=64, description="Write shards of the rollups; the template's parameter if unset."
+    )
+    rollups_function_name: str | None = Field(
+        None, description="The rollups consumer's function on a deployed stack (its mapping's health)."
+    )
 
     # Behaviour of the dashboard.
     refresh_seconds: float = Field(5.0, ge=1.0, description="Auto-refresh interval (1 second at least).")
@@ -218,9 +229,16 @@ class Settings(BaseSettings):
 
     @property
     def rollups_table(self) -> str:
-        """The local rollups table (``RollupsTable``): named after the requests table, so that two stacks
-        (or two tests) with different tables never share one."""
-        return f"{self.table}-rollups"
+        """The rollups table (``RollupsTable``): a deployed stack's output, else named after the requests
+        table, so that two local stacks (or two tests) with different tables never share one."""
+        return self.rollups_table_name or f"{self.table}-rollups"
+
+    @property
+    def rollups_shards(self) -> int:
+        """How many write shards the rollups use (the template's ``RollupWriteShards`` by default)."""
+        if self.rollup_write_shards is not None:
+            return self.rollup_write_shards
+        return Template(default_raw_template()).int_parameter("RollupWriteShards")
 
     @property
     def checkpoint_path(self) -> Path:

@@ -34,6 +34,12 @@ OUTPUT_NAMES: dict[str, str] = {
     "time_index_shards": "TimeIndexShards",
     "retention_days": "RetentionDays",
 }
+# Outputs a stack deployed before the rollups lacks: read when present (the rollups' readers need them).
+OPTIONAL_OUTPUT_NAMES: dict[str, str] = {
+    "rollups_table_name": "RollupsTableName",
+    "rollups_function_name": "RollupsFunctionName",
+    "rollup_write_shards": "RollupWriteShards",
+}
 
 
 class StackError(RuntimeError):
@@ -54,6 +60,9 @@ class StackOutputs:
     failure_queue_arn: str
     time_index_shards: int
     retention_days: int
+    rollups_table_name: str | None = None
+    rollups_function_name: str | None = None
+    rollup_write_shards: int | None = None
 
 
 def _describe_error(stack_name: str, error: Exception) -> StackError:
@@ -98,12 +107,16 @@ def stack_outputs(stack_name: str, cloudformation_client: CloudFormationClient) 
             "Run `make deploy` to create or update it."
         )
     values: dict[str, Any] = {field: outputs[name] for field, name in OUTPUT_NAMES.items()}
-    for number in ("time_index_shards", "retention_days"):
+    values |= {field: outputs[name] for field, name in OPTIONAL_OUTPUT_NAMES.items() if outputs.get(name)}
+    names = OUTPUT_NAMES | OPTIONAL_OUTPUT_NAMES
+    for number in ("time_index_shards", "retention_days", "rollup_write_shards"):
+        if number not in values:
+            continue
         try:
             values[number] = int(values[number])
         except ValueError:
             raise StackError(
-                f"Stack {stack_name!r}: output {OUTPUT_NAMES[number]} is {values[number]!r}, not a number."
+                f"Stack {stack_name!r}: output {names[number]} is {values[number]!r}, not a number."
             ) from None
     return StackOutputs(**values)
 
@@ -140,7 +153,8 @@ def session_for(settings: Settings) -> boto3.Session:
 def resolve_settings(settings: Settings, session: boto3.Session | None = None) -> Settings:
     """``settings`` completed from the stack's outputs when ``settings.stack`` is set; unchanged otherwise.
 
-    Fills table, api_url, api_key_value and time_index_shards. Raises :class:`StackError` with a human
+    Fills table, api_url, api_key_value, time_index_shards and, when the stack has them, the rollups'
+    table, function and write shards. Raises :class:`StackError` with a human
     message when the stack is missing, incomplete, or no credentials are available.
     """
     if not settings.stack:
@@ -159,6 +173,9 @@ def resolve_settings(settings: Settings, session: boto3.Session | None = None) -
             "api_url": outputs.api_url,
             "api_key_value": key,
             "time_index_shards": outputs.time_index_shards,
+            "rollups_table_name": outputs.rollups_table_name,
+            "rollup_write_shards": outputs.rollup_write_shards,
+            "rollups_function_name": outputs.rollups_function_name,
         }
     )
     _forget_cached_properties(resolved)

@@ -87,11 +87,26 @@ class RebuildReport:
     items_read: int = 0
     buckets_compared: int = 0
     differences: list[Difference] = field(default_factory=list)
+    # Buckets the items have figures for and the rollups hold nothing of (a lost batch, older data).
+    missing_buckets: list[tuple[Grain, int]] = field(default_factory=list)
+    # What adding the gaps writes (``apply``) or would write: bucket updates, and figure -> amount added.
+    correction_buckets: int = 0
+    corrections: dict[str, int] = field(default_factory=dict)
     corrections_written: int = 0
 
     @property
     def missing(self) -> int:
         return sum(d.missing for d in self.differences)
+
+    @property
+    def below(self) -> list[Difference]:
+        """Figures the rollups hold fewer of than the items show: data missing (``apply`` adds them)."""
+        return [d for d in self.differences if d.missing]
+
+    @property
+    def above(self) -> list[Difference]:
+        """Figures the rollups hold more of than the items show (history the items no longer tell)."""
+        return [d for d in self.differences if d.stored > d.recounted]
 
 
 def recount(
@@ -165,52 +180,67 @@ def rebuild(
         recounted = recount(images, first, until_ms, grain)
         stored = reader.buckets(first, until_ms, grain)
         report.buckets_compared += len(set(stored) | set(recounted))
+        report.missing_buckets += [(grain, start) for start in sorted(set(recounted) - set(stored))]
         differences = compare(stored, recounted, grain)
         report.differences += differences
+        plan = _corrections(differences, stored, recounted)
+        report.correction_buckets += len(plan.buckets)
+        for figure, amount in plan.added.items():
+            report.corrections[f"{figure} ({grain.name.lower()})"] = amount
         if apply:
-            report.corrections_written += _correct(
-                client, rollups_table, differences, stored, recounted, retention_seconds
-            )
+            _write(client, rollups_table, plan, retention_seconds)
+            report.corrections_written += len(plan.buckets)
     return report
 
 
-def _correct(
-    client: Any,
-    table: str,
-    differences: list[Difference],
-    stored: Mapping[int, Rollup],
-    recounted: Mapping[int, Rollup],
-    retention_seconds: int,
-) -> int:
-    """Add each missing gap to shard 0 of its bucket; one UpdateItem per bucket (and one per missing
-    failure group's texts). Returns the bucket updates."""
-    now_s = int(time.time())
-    by_bucket: dict[tuple[Grain, int], BucketDelta] = {}
+@dataclass
+class _Corrections:
+    """What adding the gaps writes: a delta per bucket, and the texts of the failure groups it adds."""
+
+    buckets: dict[tuple[Grain, int], BucketDelta] = field(default_factory=dict)
+    groups: dict[str, tuple[str, str]] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)  # figure kind -> how many are added
+
+
+def _corrections(
+    differences: list[Difference], stored: Mapping[int, Rollup], recounted: Mapping[int, Rollup]
+) -> _Corrections:
+    """Each missing gap, to add to shard 0 of its bucket."""
+    plan = _Corrections()
     for difference in differences:
         if not difference.missing:
             continue
-        delta = by_bucket.setdefault((difference.grain, difference.bucket_ms), BucketDelta())
+        delta = plan.buckets.setdefault((difference.grain, difference.bucket_ms), BucketDelta())
         want = recounted.get(difference.bucket_ms, Rollup())
         kind, _, name = difference.figure.partition(" ")
         if kind == "group":
             group = want.groups[name]
             delta.add(group_attribute(GROUP_PREFIX, name), difference.missing)
-            texts = group_text_update(table, name, group.error_type, group.pattern, now_s + retention_seconds)
-            client.update_item(**texts)
+            plan.groups[name] = (group.error_type, group.pattern)
         elif kind == "samples":
             # Bins cannot be told apart once merged: only a sketch that is wholly missing is filled in.
             stage = Stage(name)
-            if stored.get(difference.bucket_ms, Rollup()).sketches[stage].count == 0:
-                for key, count in want.sketches[stage].to_counts().items():
-                    delta.add(bin_attribute(stage, key), count)
+            if stored.get(difference.bucket_ms, Rollup()).sketches[stage].count != 0:
+                continue
+            for key, count in want.sketches[stage].to_counts().items():
+                delta.add(bin_attribute(stage, key), count)
         else:
             delta.add(count_attribute(Transition(kind)), difference.missing)
-    written = 0
-    for (grain, start), delta in by_bucket.items():
-        if delta.counters:
-            _add(client, table, grain, start, delta, start // 1000 + retention_seconds)
-            written += 1
-    return written
+        figure = (
+            "latency samples" if kind == "samples" else "failure-group counts" if kind == "group" else kind
+        )
+        plan.added[figure] = plan.added.get(figure, 0) + difference.missing
+    plan.buckets = {key: delta for key, delta in plan.buckets.items() if delta.counters}
+    return plan
+
+
+def _write(client: Any, table: str, plan: _Corrections, retention_seconds: int) -> None:
+    """One UpdateItem per bucket, and one per added failure group's texts."""
+    now_s = int(time.time())
+    for key, (error_type, pattern) in plan.groups.items():
+        client.update_item(**group_text_update(table, key, error_type, pattern, now_s + retention_seconds))
+    for (grain, start), delta in plan.buckets.items():
+        _add(client, table, grain, start, delta, start // 1000 + retention_seconds)
 
 
 def _add(client: Any, table: str, grain: Grain, start: int, delta: BucketDelta, ttl: int) -> None:

@@ -135,3 +135,28 @@ class TableCalls:
         if code in _UNAVAILABLE_ERRORS:
             return StoreUnavailable(f"DynamoDB is overloaded or failing, try again: {message}")
         return None
+
+
+class GuardedClient:
+    """A DynamoDB client whose every call goes through :class:`TableCalls` (for readers that take a plain
+    client, such as ``backend.rollups``): an outage or a missing table is :class:`StoreUnavailable`, naming
+    the table the call was for."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.meta = client.meta
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        operation = getattr(self._client, name)
+
+        def call(**params: Any) -> Any:
+            return TableCalls(self._client, _table_of(params))(operation, **params)
+
+        return call
+
+
+def _table_of(params: dict[str, Any]) -> str:
+    """The table a call's parameters name (``TableName``, or the first of ``RequestItems``)."""
+    if "TableName" in params:
+        return str(params["TableName"])
+    return ", ".join(params.get("RequestItems") or {}) or "(unknown table)"

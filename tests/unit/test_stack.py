@@ -17,6 +17,7 @@ import pytest
 from moto import mock_aws
 
 from backend.deployed.stack import (
+    OPTIONAL_OUTPUT_NAMES,
     OUTPUT_NAMES,
     StackError,
     StackOutputs,
@@ -45,6 +46,9 @@ def _stack_template(with_outputs: bool = True) -> str:
         "FailureQueueArn": {"Value": {"Fn::GetAtt": ["FailureQueue", "Arn"]}},
         "TimeIndexShards": {"Value": {"Ref": "TimeIndexShards"}},
         "RetentionDays": {"Value": "7"},
+        "RollupsTableName": {"Value": "streamdesk-test-RollupsTable-R"},
+        "RollupsFunctionName": {"Value": "streamdesk-test-RollupsFunction-F"},
+        "RollupWriteShards": {"Value": "8"},
     }
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -106,8 +110,12 @@ def test_stack_outputs_reads_every_output(aws: boto3.Session) -> None:
         )["Attributes"]["QueueArn"],
         time_index_shards=6,
         retention_days=7,
+        rollups_table_name="streamdesk-test-RollupsTable-R",
+        rollups_function_name="streamdesk-test-RollupsFunction-F",
+        rollup_write_shards=8,
     )
-    assert {OUTPUT_NAMES[f.name] for f in fields(outputs)} == set(OUTPUT_NAMES.values())
+    names = OUTPUT_NAMES | OPTIONAL_OUTPUT_NAMES
+    assert {names[f.name] for f in fields(outputs)} == set(names.values())
 
 
 def test_api_key_value_reads_the_secret(aws: boto3.Session) -> None:
@@ -130,6 +138,8 @@ def test_resolve_settings_fills_from_the_stack(aws: boto3.Session, tmp_path: Pat
     assert resolved.api_key_value == value
     assert resolved.api_key == value
     assert resolved.index_shards == 6
+    assert resolved.rollups_table == "streamdesk-test-RollupsTable-R" and resolved.rollups_shards == 8
+    assert resolved.rollups_function_name == "streamdesk-test-RollupsFunction-F"
     assert not resolved.is_local
     # A copy: the caller's settings are untouched.
     assert original.table == "streamdesk-requests" and original.api_key_value is None

@@ -18,7 +18,7 @@ import streamdesk_processor.item as item
 from streamdesk_rollups import metrics, schema
 from streamdesk_rollups.config import ROLLUP_RETENTION_DAYS, ROLLUP_WRITE_SHARDS, ROLLUPS_TABLE
 
-from backend.deployed.stack import OUTPUT_NAMES
+from backend.deployed.stack import OPTIONAL_OUTPUT_NAMES, OUTPUT_NAMES
 from backend.template import (
     API_ID,
     FAILURE_QUEUE_ID,
@@ -408,7 +408,7 @@ def test_the_cancel_role_can_only_update_items_of_the_table(template: Template) 
 
 def test_every_output_the_backend_reads_exists(template: Template) -> None:
     outputs = template.raw["Outputs"]
-    missing = set(OUTPUT_NAMES.values()) - set(outputs)
+    missing = {*OUTPUT_NAMES.values(), *OPTIONAL_OUTPUT_NAMES.values()} - set(outputs)
     assert not missing
     # SAM names the mapping it generates <function id><event id>; the output must reference it.
     assert outputs["EventSourceMappingId"]["Value"] == Intrinsic("Ref", f"{FUNCTION_ID}{STREAM_EVENT_ID}")
