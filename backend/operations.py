@@ -12,11 +12,14 @@ from streamdesk_processor.item import ResolveReason, Status
 
 from backend.api_client import ApiClient, SubmitResult
 from backend.clock import now_ms
+from backend.computed.failure_view import FailuresView, load_failures_view
 from backend.computed.failures import FailureGroup, group_failures
 from backend.computed.stuck import StuckRequest, TriggerHealth, find_stuck, reconcile
 from backend.roles import Actor, require_operator
+from backend.rollups.reader import RollupReader
 from backend.settings import Settings
 from backend.store.actions import ActionResult, RequestActions
+from backend.store.calls import GuardedClient
 from backend.store.models import RequestSummary
 from backend.store.reader import RequestStore
 from backend.store.resubmit import Linked, link_resubmission
@@ -50,6 +53,16 @@ class Pipeline:
     def failure_groups(self) -> list[FailureGroup]:
         """Every FAILED request grouped by cause (reads the open-state index, never the whole table)."""
         return group_failures(self.store.open_requests([Status.FAILED]))
+
+    def rollups(self) -> RollupReader:
+        """The rollups of this stack, read through the store's client (an outage is StoreUnavailable)."""
+        shards = self.settings.rollups_shards
+        return RollupReader(GuardedClient(self.store.client), self.settings.rollups_table, shards)
+
+    def failures_view(self, since_ms: int, until_ms: int) -> FailuresView:
+        """The failures page: open failures by group (a bounded list) and each group's failures over
+        [since, until] from the rollups (see ``backend.computed.failure_view``)."""
+        return load_failures_view(self.store, self.rollups(), since_ms, until_ms)
 
     def failed_ids(self, group_key: str | None = None) -> list[str]:
         if group_key is None:

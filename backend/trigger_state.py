@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Final
 
 from backend.settings import Settings
@@ -175,10 +176,11 @@ def _shard(entry: Mapping[str, Any]) -> ShardProgress:
     )
 
 
-def read_trigger_state(settings: Settings) -> TriggerState | None:
-    """The trigger's latest state, or None if it never ran here (or the file cannot be read)."""
+def read_trigger_state(settings: Settings, path: Path | None = None) -> TriggerState | None:
+    """The trigger's latest state, or None if it never ran here (or the file cannot be read). ``path``: the
+    state file of another mapping's trigger (``backend.local.trigger_files``); the processor's by default."""
     try:
-        document = json.loads(settings.trigger_state_path.read_text(encoding="utf-8"))
+        document = json.loads((path or settings.trigger_state_path).read_text(encoding="utf-8"))
         return TriggerState.from_json(document) if isinstance(document, dict) else None
     except (OSError, ValueError):
         return None

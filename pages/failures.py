@@ -1,6 +1,10 @@
 """Failures: failed requests grouped by cause, their samples, and retry or resolve (one, the selected, or a
 group). Resolving closes a failure without retrying it, with a reason; resolved failures are shown on demand.
 
+Each group shows what is open now (the newest open failures, a bounded list from the state index: what a
+retry or resolution acts on) and how often it failed in the chosen time range (the rollups: the same cost
+at any traffic); see ``backend/computed/failure_view.py``.
+
 Retries and resolutions are for operators (``backend/roles.py``): a viewer sees the same groups and samples
 and no control, and the backend refuses a viewer's change anyway. A bulk action asks for confirmation, runs
 in bounded batches with a progress bar, and reports what happened to each request, following them.
@@ -16,6 +20,7 @@ import pandas as pd
 import streamlit as st
 from streamdesk_processor.item import MAX_NOTE_CHARS, ResolveReason, Status
 
+from backend.computed.failure_view import FailuresView
 from backend.computed.failures import FailureGroup
 from backend.dashboard import controls, formatting, notices, reads, sign_in
 from backend.roles import Actor, PermissionDenied
@@ -182,24 +187,57 @@ def _report() -> None:
 
 
 # ------------------------------------------------------------------------------------ groups
-def _groups_table(groups: list[FailureGroup]) -> None:
+def _groups_table(view: FailuresView, range_label: str) -> None:
     zone = formatting.display_zone()
     table = pd.DataFrame(
         [
             {
-                "group": g.key,
-                "error type": g.error_type,
-                "message": g.pattern,
-                "count": g.count,
-                "first seen": formatting.fmt_time(g.first_seen, zone=zone),
-                "last seen": formatting.fmt_time(g.last_seen, zone=zone),
-                "failed step(s)": ", ".join(f"{step} ({n})" for step, n in g.steps.items()),
+                "group": row.key,
+                "error type": row.error_type,
+                "message": row.pattern,
+                "open now": row.open_now,
+                "failed in range": row.failed_in_range,
+                "first seen": formatting.fmt_time(row.open.first_seen if row.open else None, zone=zone),
+                "last seen": formatting.fmt_time(row.open.last_seen if row.open else None, zone=zone),
+                "failed step(s)": ", ".join(f"{step} ({n})" for step, n in row.open.steps.items())
+                if row.open
+                else "",
             }
-            for g in groups
+            for row in view.groups
         ],
-        columns=["group", "error type", "message", "count", "first seen", "last seen", "failed step(s)"],
+        columns=[
+            "group",
+            "error type",
+            "message",
+            "open now",
+            "failed in range",
+            "first seen",
+            "last seen",
+            "failed step(s)",
+        ],
     )
-    st.dataframe(table, hide_index=True, key="fail_groups_table")
+    st.dataframe(
+        table,
+        hide_index=True,
+        key="fail_groups_table",
+        column_config={
+            "open now": st.column_config.NumberColumn(
+                "open now", help=f"{Status.FAILED} now, waiting for a retry or a resolution"
+            ),
+            "failed in range": st.column_config.NumberColumn(
+                "failed in range",
+                help=f"Failures counted in {range_label} (the rollups), a retried or resolved one included",
+            ),
+        },
+    )
+    st.caption(
+        "First seen, last seen and failed steps are those of the open failures. "
+        + (
+            f"Open now counts the newest {view.listed} open failures only (of {view.open_total})."
+            if view.more_open
+            else ""
+        )
+    )
 
 
 def _sample(request_id: str, group_key: str) -> None:
@@ -235,7 +273,7 @@ def _sample(request_id: str, group_key: str) -> None:
         _retry([request_id], f"request {request_id}", actor)
 
 
-def _group(group: FailureGroup) -> None:
+def _group(group: FailureGroup, more_open: bool) -> None:
     zone = formatting.display_zone()
     st.caption(
         f"Group {group.key} · {group.count} request(s) · first seen "
@@ -271,13 +309,25 @@ def _group(group: FailureGroup) -> None:
         f"Retry selected ({len(selected)})", key=f"fail_retry_selected_{group.key}", disabled=not selected
     ):
         _ask(list(selected), f"{len(selected)} selected of group {group.key}", group.key)
-    if right.button(f"Retry the whole group ({group.count})", key=f"fail_retry_group_{group.key}"):
-        _ask(list(group.request_ids), f"the whole group {group.key}", group.key)
-    _resolve_controls(group, list(selected))
+    whole = f"{group.count}{'+' if more_open else ''}"
+    if right.button(f"Retry the whole group ({whole})", key=f"fail_retry_group_{group.key}"):
+        _ask(_whole_group(group, more_open), f"the whole group {group.key}", group.key)
+    _resolve_controls(group, list(selected), more_open)
     _confirmation(group)
 
 
-def _resolve_controls(group: FailureGroup, selected: list[str]) -> None:
+def _whole_group(group: FailureGroup, more_open: bool) -> list[str]:
+    """Every open failure of the group: the listed ones, or (past the list's bound) all of them, read now."""
+    if not more_open:
+        return list(group.request_ids)
+    try:
+        return reads.failed_ids_of_group(settings, group.key)
+    except StoreUnavailable as error:
+        notices.cannot_read(error)
+        return list(group.request_ids)
+
+
+def _resolve_controls(group: FailureGroup, selected: list[str], more_open: bool) -> None:
     """Close the selected requests, or the whole group, without retrying them: a reason and a note."""
     left, right = st.columns([1, 2])
     reason = left.selectbox("Reason", list(ResolveReason), key=f"fail_reason_{group.key}")
@@ -292,8 +342,9 @@ def _resolve_controls(group: FailureGroup, selected: list[str]) -> None:
         f"Resolve selected ({len(selected)})", key=f"fail_resolve_selected_{group.key}", disabled=not selected
     ):
         _ask(selected, f"{len(selected)} selected of group {group.key}", group.key, resolution)
-    if right.button(f"Resolve the whole group ({group.count})", key=f"fail_resolve_group_{group.key}"):
-        _ask(list(group.request_ids), f"the whole group {group.key}", group.key, resolution)
+    whole = f"{group.count}{'+' if more_open else ''}"
+    if right.button(f"Resolve the whole group ({whole})", key=f"fail_resolve_group_{group.key}"):
+        _ask(_whole_group(group, more_open), f"the whole group {group.key}", group.key, resolution)
 
 
 def _resolved_section() -> None:
@@ -328,31 +379,57 @@ def _resolved_section() -> None:
 
 
 # ------------------------------------------------------------------------------------ page
+def _summary(view: FailuresView, range_label: str) -> None:
+    """The range's figures from the rollups, and the exact number of open failures (the gauge)."""
+    if view.counts_error:
+        st.warning(
+            f"The counts over time cannot be read ({formatting.md_escape(view.counts_error)}); "
+            "the open failures below are read from the requests."
+        )
+        return
+    cols = st.columns(4)
+    cols[0].metric("Open failures", view.open_total, help="Exact: the rollups' open-failures gauge.")
+    cols[1].metric(f"Failed in {range_label}", view.failed_in_range)
+    cols[2].metric(f"Resolved in {range_label}", view.resolved_in_range)
+    cols[3].metric(f"Reopened in {range_label}", view.reopened_in_range)
+
+
 st.title("Failures")
 st.caption(
-    "Failed requests grouped by error type and message (numbers, ids and times folded). "
+    "Failed requests grouped by error type and message (numbers, ids and times folded): open now, to retry "
+    "or resolve, and how often each group failed in the time range (from the rollups). "
     "Use Refresh now in the sidebar to read them again."
 )
 if not actor.may_change:
     st.info(f"You are a {actor.role.value}: you see every failure; retrying and resolving are for operators.")
+time_range = controls.time_range_control("fail", allow_any=False, default="1 day")
+range_label = f"the last {time_range.label}" if time_range.span_ms else "the range"
 show_resolved = st.toggle("Also show resolved failures", key="fail_show_resolved")
 _report()
+since_ms, until_ms = time_range.bounds(reads.now_ms())
 try:
-    failure_groups = reads.cached_failure_groups(settings)
+    view = reads.cached_failures_view(settings, since_ms or 0, until_ms or reads.now_ms())
 except StoreUnavailable as error:
     notices.cannot_read(error)
     st.stop()
-if not failure_groups:
+_summary(view, range_label)
+open_rows = view.open_rows
+if not open_rows:
     st.success("No failed requests.")
-else:
+elif view.more_open:
     st.subheader(
-        f"{sum(g.count for g in failure_groups)} failed request(s) in {len(failure_groups)} group(s)"
+        f"{view.open_total if view.open_total is not None else 'More than ' + str(view.listed)} failed "
+        f"request(s); the newest {view.listed} in {len(open_rows)} group(s)"
     )
-    _groups_table(failure_groups)
-    for number, failure_group in enumerate(failure_groups):
-        title = f"{failure_group.error_type}: {failure_group.pattern}"[:200]
-        # Error types and messages come from requests: literal text, never Markdown links or images.
-        with st.expander(f"{formatting.md_escape(title)} ({failure_group.count})", expanded=number == 0):
-            _group(failure_group)
+else:
+    st.subheader(f"{view.listed} failed request(s) in {len(open_rows)} group(s)")
+if view.groups:
+    _groups_table(view, range_label)
+for number, row in enumerate(open_rows):
+    assert row.open is not None
+    title = f"{row.error_type}: {row.pattern}"[:200]
+    # Error types and messages come from requests: literal text, never Markdown links or images.
+    with st.expander(f"{formatting.md_escape(title)} ({row.open_now})", expanded=number == 0):
+        _group(row.open, view.more_open)
 if show_resolved:
     _resolved_section()

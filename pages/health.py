@@ -22,6 +22,7 @@ from backend.computed.health import (
     metrics_frame,
     per_minute_frame,
 )
+from backend.computed.rollups_health import RollupsTrigger
 from backend.computed.stuck import ADVICE, StuckRequest
 from backend.dashboard import controls, formatting, notices, reads, sign_in
 from backend.deployed.health import Part
@@ -98,7 +99,7 @@ def _local_trigger(report: HealthReport, now: int) -> None:
         barmode="group",
         color_discrete_map={"batches": "#1f77b4", "records": "#2ca02c", "errors": "#d62728"},
         labels={"value": "per minute", "time": ""},
-        title="Per minute over the last hour: batches, records, errors",
+        title="The trigger per minute over the last hour: batches, records, errors",
     )
     figure.update_layout(height=300, margin=formatting.CHART_MARGIN)
     st.plotly_chart(figure, key="health_per_minute")
@@ -131,6 +132,77 @@ def _deployed_trigger(report: HealthReport) -> None:
     figure.update_yaxes(matches=None)
     figure.update_layout(height=520, margin=formatting.CHART_MARGIN)
     st.plotly_chart(figure, key="health_cloudwatch")
+
+
+# ------------------------------------------------------------------------------------ rollups
+def _rollups(report: HealthReport, now: int) -> None:
+    """The rollups consumer's trigger (are the counts behind?) and the requests per minute it counted."""
+    st.subheader("Rollups (counts of the overview, the failure groups and the chart below)")
+    rollups = report.rollups_trigger
+    if Part.ROLLUPS_TRIGGER in report.errors:
+        st.warning(f"The rollups trigger could not be read: {report.errors[Part.ROLLUPS_TRIGGER]}")
+    if rollups is None:
+        st.caption("This stack has no rollups consumer (deployed before the rollups).")
+    elif rollups.state is None and rollups.mapping is None and not report.deployed_mode:
+        st.error(
+            "The rollups trigger has never run here: the counts are empty and fall behind every request. "
+            "Start the stack with `make up` (component `rollups`)."
+        )
+    else:
+        _rollups_trigger_status(rollups, now)
+    _activity_chart(report)
+
+
+def _rollups_trigger_status(rollups: RollupsTrigger, now: int) -> None:
+    behind = rollups.behind_ms
+    if rollups.running:
+        lag = f"counts are {formatting.fmt_duration(behind)} behind" if behind is not None else "lag unknown"
+        st.success(f"Rollups trigger running · {lag} · last batch {_ago(rollups.last_batch_at, now)}")
+    elif rollups.running is None:
+        st.warning("The rollups trigger's state is unknown (its mapping is changing or unreadable).")
+    else:
+        st.error(
+            f"Rollups trigger not running (last batch {_ago(rollups.last_batch_at, now)}): the counts stop "
+            "there and fall behind; they catch up from its checkpoint, each record once, when it is back."
+        )
+    cols = st.columns(4)
+    cols[0].metric("Rollups last batch", _ago(rollups.last_batch_at, now))
+    age = rollups.iterator_age_ms
+    cols[1].metric(
+        "Rollups iterator age",
+        formatting.fmt_duration(age) if age is not None else formatting.NO_VALUE,
+        help="Age of the latest counted record when it was counted: how far the counts lag the requests.",
+    )
+    if rollups.state is not None:
+        cols[2].metric("Rollups batches", rollups.state.batches)
+        cols[3].metric("Rollups function errors", rollups.state.function_errors)
+    elif rollups.mapping is not None:
+        cols[2].metric("RollupsStream", rollups.mapping.state)
+        cols[3].metric(
+            "Last processing result", rollups.mapping.last_processing_result or formatting.NO_VALUE
+        )
+
+
+def _activity_chart(report: HealthReport) -> None:
+    if Part.ROLLUPS in report.errors:
+        st.warning(formatting.md_escape(report.errors[Part.ROLLUPS]))
+        return
+    frame = report.activity
+    if frame is None or frame.empty or not frame["value"].any():
+        st.caption("No request counted in the last hour.")
+        return
+    frame = frame.assign(time=frame["time"].dt.tz_convert(formatting.display_zone()))
+    figure = px.bar(
+        frame,
+        x="time",
+        y="value",
+        color="metric",
+        barmode="group",
+        labels={"value": "requests per minute", "time": ""},
+        title="Requests per minute over the last hour (rollups): accepted, started, succeeded, failed",
+    )
+    figure.update_layout(height=300, margin=formatting.CHART_MARGIN)
+    st.plotly_chart(figure, key="health_requests_per_minute")
 
 
 # ------------------------------------------------------------------------------------ local twin
@@ -419,11 +491,20 @@ def live_health() -> None:
         if state is not None:
             _table_outages(state, now)
             _concurrency(state)
+    _rollups(report, now)
     _destination(report)
     _table(report)
     if not report.deployed_mode:
         _restarts(report, now)  # the supervisor of `make up`: a deployed stack has none
-    shown = (Part.TABLE, Part.FAILURE_DESTINATION, Part.FAILURE_QUEUE, Part.MAPPING, Part.RESTARTS)
+    shown = (
+        Part.TABLE,
+        Part.FAILURE_DESTINATION,
+        Part.FAILURE_QUEUE,
+        Part.MAPPING,
+        Part.RESTARTS,
+        Part.ROLLUPS,
+        Part.ROLLUPS_TRIGGER,
+    )
     other = {k: v for k, v in report.errors.items() if k not in shown}
     for part, problem in other.items():
         st.warning(f"{part}: {formatting.md_escape(problem)}")

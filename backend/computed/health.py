@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final
@@ -26,6 +26,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from streamdesk_processor.item import ID
 
+from backend.computed.rollups_health import (
+    RollupsTrigger,
+    deployed_rollups_trigger,
+    local_rollups_trigger,
+    request_activity,
+)
 from backend.computed.stuck import STREAM_RETENTION_MS, TriggerHealth
 from backend.deployed.health import (
     DeployedHealth,
@@ -35,9 +41,10 @@ from backend.deployed.health import (
     health_from,
     parse_failure_message,
 )
+from backend.rollups.reader import RollupReader
 from backend.settings import Settings
 from backend.stack_restarts import StackRestarts, read_restarts
-from backend.store.calls import StoreUnavailable
+from backend.store.calls import GuardedClient, StoreUnavailable
 from backend.store.models import TableInfo
 from backend.store.reader import RequestStore
 from backend.trigger_state import TriggerState, read_failure_destination, read_trigger_state
@@ -249,6 +256,10 @@ class HealthReport:
     errors: dict[str, str] = field(default_factory=dict)
     # The local supervisor's restarts (``make up``); None for a deployed stack or when it never ran here.
     restarts: StackRestarts | None = None
+    # The rollups consumer's trigger (None: a deployed stack without rollups) and the requests per minute
+    # of the last hour from the rollups (None when they cannot be read: the reason is in errors).
+    rollups_trigger: RollupsTrigger | None = None
+    activity: pd.DataFrame | None = None
 
 
 def local_trigger(settings: Settings, now_ms: int) -> LocalTrigger:
@@ -278,8 +289,11 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
     except StoreUnavailable as error:
         errors[Part.TABLE] = str(error)
 
+    activity = _activity(settings, store, now_ms, errors)
     if settings.stack:
-        return _deployed_report(settings, table, stream_arn, now_ms, errors)
+        report = _deployed_report(settings, table, stream_arn, now_ms, errors)
+        rollups = deployed_rollups_trigger(report.deployed) if report.deployed is not None else None
+        return replace(report, rollups_trigger=rollups, activity=activity)
 
     local: LocalTrigger | None = None
     try:
@@ -304,7 +318,22 @@ def load_health(settings: Settings, store: RequestStore, now_ms: int) -> HealthR
         restarts = read_restarts(settings.data_dir)
     except ValueError as error:
         errors[Part.RESTARTS] = str(error)
-    return HealthReport(False, trigger, local, None, failures, count, table, errors, restarts)
+    rollups = local_rollups_trigger(settings, now_ms)
+    return HealthReport(
+        False, trigger, local, None, failures, count, table, errors, restarts, rollups, activity
+    )
+
+
+def _activity(
+    settings: Settings, store: RequestStore, now_ms: int, errors: dict[str, str]
+) -> pd.DataFrame | None:
+    """The requests per minute of the last hour, from the rollups; None (said in errors) when unreadable."""
+    reader = RollupReader(GuardedClient(store.client), settings.rollups_table, settings.rollups_shards)
+    try:
+        return request_activity(reader, now_ms)
+    except StoreUnavailable as error:
+        errors[Part.ROLLUPS] = f"cannot read the rollups: {error}"
+        return None
 
 
 def _deployed_report(

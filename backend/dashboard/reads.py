@@ -19,7 +19,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from backend import clock
-from backend.computed.failures import FailureGroup
+from backend.computed.failure_view import FailuresView
 from backend.computed.health import HealthReport, load_health
 from backend.computed.overview import Overview, load_overview
 from backend.computed.stuck import StuckRequest, TriggerHealth
@@ -148,13 +148,20 @@ def cached_table_is_empty(settings: Settings) -> bool:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
-def _failure_groups(key: str, _settings: Settings) -> list[FailureGroup]:
-    return pipeline_for(_settings).failure_groups()
+def _failures_view(key: str, since_ms: int, until_ms: int, _settings: Settings) -> FailuresView:
+    return pipeline_for(_settings).failures_view(since_ms, until_ms)
 
 
-def cached_failure_groups(settings: Settings) -> list[FailureGroup]:
-    """Every FAILED request grouped by cause (may raise StoreUnavailable)."""
-    return _failure_groups(fingerprint(settings), settings)
+def cached_failures_view(settings: Settings, since_ms: int, until_ms: int) -> FailuresView:
+    """The open failures by group (bounded) and each group's failures in [since, until] from the rollups
+    (may raise StoreUnavailable for the requests table; the rollups' trouble is in the view)."""
+    return _failures_view(fingerprint(settings), since_ms, until_ms, settings)
+
+
+def failed_ids_of_group(settings: Settings, group_key: str) -> list[str]:
+    """Every open failure of one group, for a retry or resolution of the whole group: read on the click,
+    never cached (an action may read items; a count may not)."""
+    return pipeline_for(settings).failed_ids(group_key)
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
@@ -231,7 +238,7 @@ def clear_caches() -> None:
         _page,
         _detail,
         _table_is_empty,
-        _failure_groups,
+        _failures_view,
         _resolved,
         _statuses,
         _local_health,

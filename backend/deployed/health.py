@@ -3,7 +3,9 @@
 - the Lambda event source mapping (state, last processing result, batch and retry settings);
 - the function's CloudWatch metrics (IteratorAge, Errors, Throttles, Invocations) as tidy rows;
 - the on-failure queue: its depth, and its messages peeked (never deleted) and parsed for
-  ``DDBStreamBatchInfo``, the shard and sequence range of a batch the trigger gave up on.
+  ``DDBStreamBatchInfo``, the shard and sequence range of a batch the trigger gave up on;
+- the rollups consumer's mapping (``RollupsStream``, found by its function, the stack's
+  ``RollupsFunctionName`` output) and that function's metrics: how far behind the counts are.
 
 Every reader takes the boto3 client it needs, so tests pass moto's clients and the dashboard passes real
 ones; :func:`collect` gathers all of it for one stack and keeps going when one part is not readable.
@@ -60,6 +62,8 @@ class Part(StrEnum):
     METRICS = "metrics"
     FAILURE_QUEUE = "failure_queue"
     RESTARTS = "restarts"  # the local supervisor's restart file
+    ROLLUPS = "rollups"  # the rollups table (the per-minute requests)
+    ROLLUPS_TRIGGER = "rollups_trigger"  # the rollups consumer's trigger (state file or mapping)
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,13 @@ def parse_event_source_mapping(response: Mapping[str, Any]) -> MappingStatus:
 def event_source_mapping(uuid: str, lambda_client: LambdaClient) -> MappingStatus:
     """The event source mapping ``uuid`` (the stack's ``EventSourceMappingId`` output)."""
     return parse_event_source_mapping(lambda_client.get_event_source_mapping(UUID=uuid))
+
+
+def mapping_of_function(function_name: str, lambda_client: LambdaClient) -> MappingStatus | None:
+    """The (first) event source mapping of ``function_name``, or None when it has none. The rollups
+    consumer has one, ``RollupsStream``; the stack names its function rather than the mapping."""
+    mappings = lambda_client.list_event_source_mappings(FunctionName=function_name).get("EventSourceMappings")
+    return parse_event_source_mapping(mappings[0]) if mappings else None
 
 
 class MetricPoint(NamedTuple):
@@ -308,6 +319,9 @@ class DeployedHealth:
     queue_depth: QueueDepth | None
     failures: list[FailedBatch]
     errors: dict[str, str] = field(default_factory=dict)
+    # The rollups consumer's mapping and its function's metrics (a stack without rollups: None and []).
+    rollups_mapping: MappingStatus | None = None
+    rollups_metrics: list[MetricPoint] = field(default_factory=list)
 
 
 def _mapping_and_metrics(
@@ -360,7 +374,31 @@ def collect(
             failures = peek_failures(outputs.failure_queue_url, sqs)
     except (ClientError, BotoCoreError) as error:
         errors[Part.FAILURE_QUEUE] = str(error)
-    return DeployedHealth(mapping, metrics, depth, failures, errors)
+    rollups_mapping, rollups_metrics = _rollups_consumer(outputs, session, region, window, errors)
+    return DeployedHealth(mapping, metrics, depth, failures, errors, rollups_mapping, rollups_metrics)
+
+
+def _rollups_consumer(
+    outputs: StackOutputs,
+    session: boto3.Session,
+    region: str | None,
+    window: timedelta,
+    errors: dict[str, str],
+) -> tuple[MappingStatus | None, list[MetricPoint]]:
+    """The rollups consumer's mapping and metrics; a stack deployed before the rollups has neither."""
+    if not outputs.rollups_function_name:
+        return None, []
+    try:
+        mapping = mapping_of_function(outputs.rollups_function_name, session.client("lambda", region))
+        metrics = function_metrics(
+            outputs.rollups_function_name, session.client("cloudwatch", region), window=window
+        )
+    except (ClientError, BotoCoreError) as error:
+        errors[Part.ROLLUPS_TRIGGER] = str(error)
+        return None, []
+    if mapping is None:
+        errors[Part.ROLLUPS_TRIGGER] = f"function {outputs.rollups_function_name} has no event source mapping"
+    return mapping, metrics
 
 
 # ------------------------------------------------------------------------------- for backend.computed.stuck

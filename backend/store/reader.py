@@ -216,6 +216,36 @@ class RequestStore:
         ``since_ms``), newest first, via ``byState``."""
         return self.read_open(states, since_ms)[0]
 
+    def newest_open(self, states: Iterable[str], limit: int) -> tuple[list[RequestSummary], bool]:
+        """The ``limit`` newest requests in ``states`` (open states), newest first, and whether there are
+        more. Reads at most ``limit`` index items per state and shard (each shard's newest come first), so
+        its cost is bounded whatever the backlog."""
+        queries = self._open_queries(states, None)
+        if not queries:
+            return [], False
+        workers = min(MAX_PARALLEL_QUERIES, len(queries))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamdesk-query") as pool:
+            results = list(pool.map(lambda query: self._read_newest(query, limit), queries))
+        items = sorted(
+            (item for part, _ in results for item in part),
+            key=lambda s: (s.created_at or 0, s.id),
+            reverse=True,
+        )
+        return items[:limit], len(items) > limit or any(more for _, more in results)
+
+    def _read_newest(self, query: IndexQuery, limit: int) -> tuple[list[RequestSummary], bool]:
+        """Up to ``limit`` items of one query (newest first), and whether the query holds more."""
+        items: list[RequestSummary] = []
+        start: dict[str, Any] | None = None
+        while len(items) < limit:
+            params = query.query_params(self.table, limit - len(items), start)
+            answer = self._call(self.client.query, **params)
+            items.extend(summary_from_item(item) for item in answer.get("Items", []))
+            start = answer.get("LastEvaluatedKey")
+            if start is None:
+                return items, False
+        return items, True
+
     def resolved_requests(self) -> list[RequestSummary]:
         """Every failure closed without a retry and not deleted yet, newest first, via ``byState``.
 

@@ -17,6 +17,7 @@ from backend.settings import Settings
 from backend.template import Template
 from tests.gui.conftest import RunPage, clear_streamlit_caches, metrics, texts
 from tests.processor_events import put_pending_item, read_item
+from tests.rollups_seed import seed_rollups
 
 PAGE = "pages/failures.py"
 FAIL_ONCE_AT_CHARGE = {"simulate": {"fail": "card declined for order 4711", "failAtStep": 3, "failTimes": 1}}
@@ -37,6 +38,7 @@ def failed(ddb: Any, settings: Settings, trigger: Trigger, n: int) -> tuple[list
     other = put_pending_item(ddb, settings.table, {"simulate": {"fail": "address unknown"}})
     trigger.poll_once()
     assert {read_item(ddb, settings.table, i)[attr.STATUS] for i in [*ids, other]} == {"FAILED"}
+    seed_rollups(ddb, settings.table, settings.rollups_table, settings.rollups_shards)
     return ids, other
 
 
@@ -73,10 +75,13 @@ def test_groups_samples_and_a_group_retried_to_success(
     assert "4 failed request(s) in 2 group(s)" in shown
     groups = frame(app, "failed step(s)")
     row = groups[groups["group"] == key].iloc[0]
-    assert (row["error type"], row["message"], row["count"], row["failed step(s)"]) == (
+    assert (row["error type"], row["message"], row["open now"], row["failed step(s)"]) == (
         "BusinessError", PATTERN, 3, "charge (3)"
     )  # fmt: skip
+    assert row["failed in range"] == 3  # from the rollups
     assert row["first seen"] != "—" and row["last seen"] != "—"
+    numbers = metrics(app)
+    assert numbers["Open failures"] == "4" and numbers["Failed in the last 1 day"] == "4"
     assert sorted(frame(app, "sample request")["sample request"]) == sorted(ids)
 
     # A sample opens with its body, error and traceback, as text.
@@ -100,6 +105,7 @@ def test_groups_samples_and_a_group_retried_to_success(
     assert read_item(ddb, app_env.table, ids[0])[attr.REDRIVEN_BY] == "local operator"
 
     trigger.poll_once()  # the trigger delivers the redrives' MODIFY records
+    seed_rollups(ddb, app_env.table, app_env.rollups_table, app_env.rollups_shards)
     rerun(app)
 
     assert metrics(app)["Succeeded since"] == "3"
@@ -112,6 +118,11 @@ def test_groups_samples_and_a_group_retried_to_success(
         }  # fmt: skip
     assert read_item(ddb, app_env.table, other)[attr.STATUS] == "FAILED"
     assert "1 failed request(s) in 1 group(s)" in texts(app)
+    # The group retried to success is open no more; its three failures stay counted in the range.
+    groups = frame(app, "failed step(s)")
+    row = groups[groups["group"] == key].iloc[0]
+    assert (row["open now"], row["failed in range"], row["failed step(s)"]) == (0, 3, "")
+    assert metrics(app)["Open failures"] == "1" and metrics(app)["Failed in the last 1 day"] == "4"
 
 
 def test_a_retry_of_a_request_no_longer_failed_changes_nothing(
