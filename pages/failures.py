@@ -187,6 +187,27 @@ def _report() -> None:
 
 
 # ------------------------------------------------------------------------------------ groups
+def _closed_groups_table(view: FailuresView, range_label: str) -> None:
+    """Groups that failed in the range and have nothing open now (retried or resolved): history only."""
+    closed = [row for row in view.groups if row.open is None]
+    if not closed:
+        return
+    st.markdown(f"**Failed in {range_label}, none open now** (retried or resolved since)")
+    table = pd.DataFrame(
+        [
+            {
+                "group": r.key,
+                "error type": r.error_type,
+                "message": r.pattern,
+                "failed in range": r.failed_in_range,
+            }
+            for r in closed
+        ],
+        columns=["group", "error type", "message", "failed in range"],
+    )
+    st.dataframe(table, hide_index=True, key="fail_closed_groups_table")
+
+
 def _groups_table(view: FailuresView, range_label: str) -> None:
     zone = formatting.display_zone()
     table = pd.DataFrame(
@@ -203,7 +224,7 @@ def _groups_table(view: FailuresView, range_label: str) -> None:
                 if row.open
                 else "",
             }
-            for row in view.groups
+            for row in view.open_rows
         ],
         columns=[
             "group",
@@ -231,7 +252,9 @@ def _groups_table(view: FailuresView, range_label: str) -> None:
         },
     )
     st.caption(
-        "First seen, last seen and failed steps are those of the open failures. "
+        "Open now: failed and waiting for a retry or a resolution; first seen, last seen and failed steps "
+        "are theirs. Failed in range: every failure of the group counted in the range (the rollups), those "
+        "retried or resolved since included. "
         + (
             f"Open now counts the newest {view.listed} open failures only (of {view.open_total})."
             if view.more_open
@@ -423,8 +446,9 @@ elif view.more_open:
     )
 else:
     st.subheader(f"{view.listed} failed request(s) in {len(open_rows)} group(s)")
-if view.groups:
+if open_rows:
     _groups_table(view, range_label)
+_closed_groups_table(view, range_label)
 for number, row in enumerate(open_rows):
     assert row.open is not None
     title = f"{row.error_type}: {row.pattern}"[:200]
