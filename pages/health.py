@@ -157,12 +157,12 @@ def _rollups_trigger_status(rollups: RollupsTrigger, now: int) -> None:
     behind = rollups.behind_ms
     if rollups.running:
         lag = f"counts are {formatting.fmt_duration(behind)} behind" if behind is not None else "lag unknown"
-        st.success(f"Rollups trigger running · {lag} · last batch {_ago(rollups.last_batch_at, now)}")
+        st.success(f"Rollups consumer up · {lag} · last batch {_ago(rollups.last_batch_at, now)}")
     elif rollups.running is None:
         st.warning("The rollups trigger's state is unknown (its mapping is changing or unreadable).")
     else:
         st.error(
-            f"Rollups trigger not running (last batch {_ago(rollups.last_batch_at, now)}): the counts stop "
+            f"Rollups consumer down (last batch {_ago(rollups.last_batch_at, now)}): the counts stop "
             "there and fall behind; they catch up from its checkpoint, each record once, when it is back."
         )
     cols = st.columns(4)

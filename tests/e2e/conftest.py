@@ -1,11 +1,12 @@
 """The whole local stack for a browser: DynamoDB Local (suite fixture), the API twin, the stream trigger (in
-a thread), the dashboard (started as ``make up`` starts it, in a subprocess), and Debian's Chromium driven
-by Playwright."""
+a thread), the rollups consumer's trigger and the dashboard (each started as ``make up`` starts it, in a
+subprocess), and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -19,10 +20,13 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from backend.dashboard import server as dashboard_server
+from backend.local.dynamodb_local import client as dynamodb_client
 from backend.local.dynamodb_local import free_port
+from backend.local.local_template import local_template
+from backend.local.table import ensure_table
 from backend.local.trigger import run_trigger
 from backend.settings import Settings
-from backend.template import PROJECT_ROOT, Template
+from backend.template import PROJECT_ROOT, ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, Template
 from tests.api_fixtures import running_api
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,7 +105,13 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 def _stack(
     settings: Settings, template: Template, tmp_path: Path, *, trigger_on: bool
 ) -> Iterator[LocalStack]:
-    """API twin + (optionally) trigger + dashboard on free ports, all pointed at the test table."""
+    """API twin + (optionally) the triggers + dashboard on free ports, all pointed at the test table."""
+    ensure_table(
+        dynamodb_client(settings.dynamodb_url),
+        settings.rollups_table,
+        local_template(settings, template),
+        ROLLUPS_TABLE_ID,
+    )
     with running_api(settings, template) as api_url:
         stop = threading.Event()
         trigger = threading.Thread(
@@ -125,17 +135,32 @@ def _stack(
             process = subprocess.Popen(  # a fixed command line
                 command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
             )
+        # The rollups consumer's mapping in a process of its own, as the supervisor runs component `rollups`
+        # (each trigger's Lambda runtime sets its function's environment for the whole process).
+        rollups_command = [sys.executable, "-m", "backend.cli", "trigger", "--function", ROLLUPS_FUNCTION_ID]
+        rollups_log = tmp_path / "rollups-trigger.log"
+        with rollups_log.open("wb") as output:
+            rollups = (
+                subprocess.Popen(  # a fixed command line
+                    rollups_command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+                )
+                if trigger_on
+                else None
+            )
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_healthy(url, process, log)
             yield LocalStack(settings=settings, api_url=api_url, dashboard_url=url)
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            for child in (process, rollups):
+                if child is None:
+                    continue
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
             stop.set()
             if trigger_on:
                 trigger.join(timeout=15)

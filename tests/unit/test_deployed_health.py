@@ -13,6 +13,7 @@ import io
 import json
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from backend.computed.rollups_health import deployed_rollups_trigger
 from backend.computed.stuck import TriggerHealth
 from backend.deployed.health import (
     FailureMessageError,
@@ -40,6 +42,7 @@ from tests.unit.test_stack import _stack_template
 
 REGION = "eu-west-1"
 FUNCTION = "streamdesk-ProcessorFunction-ABC"
+ROLLUPS_FUNCTION = "streamdesk-RollupsFunction-DEF"
 STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/2026-11-27T00:00:00.000"
 FILTERS = [
     '{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"status": {"S": ["PENDING"]}}}}',
@@ -112,10 +115,10 @@ def _queue(session: boto3.Session, name: str = "failures") -> tuple[str, str]:
     return url, arn
 
 
-def _function(session: boto3.Session) -> None:
+def _function(session: boto3.Session, name: str = FUNCTION) -> None:
     """A function in moto (never invoked: nothing is sent to the queue it maps)."""
     role = session.client("iam").create_role(
-        RoleName="processor",
+        RoleName="processor" if name == FUNCTION else f"role-{name}",
         AssumeRolePolicyDocument=json.dumps(
             {
                 "Version": "2012-10-17",
@@ -133,7 +136,7 @@ def _function(session: boto3.Session) -> None:
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("handler.py", "def lambda_handler(event, context):\n    return {}\n")
     session.client("lambda").create_function(
-        FunctionName=FUNCTION,
+        FunctionName=name,
         Runtime="python3.12",
         Role=role,
         Handler="handler.lambda_handler",
@@ -315,6 +318,50 @@ def test_collect_reads_every_part(aws: boto3.Session) -> None:
     assert [(r.metric, r.value) for r in health.metrics] == [("Throttles", 4.0)]
     assert health.queue_depth is not None and health.queue_depth.visible == 1
     assert [b.batch_size for b in health.failures] == [3]
+
+
+def test_collect_reads_the_rollups_consumers_mapping_and_how_far_behind_it_is(aws: boto3.Session) -> None:
+    _function(aws)
+    _function(aws, ROLLUPS_FUNCTION)
+    _, source_arn = _queue(aws, "mapping-source")
+    url, arn = _queue(aws, "failures")
+    mapping = aws.client("lambda").create_event_source_mapping(
+        EventSourceArn=source_arn, FunctionName=FUNCTION
+    )
+    rollups = aws.client("lambda").create_event_source_mapping(
+        EventSourceArn=source_arn, FunctionName=ROLLUPS_FUNCTION, BatchSize=100
+    )
+    aws.client("cloudwatch").put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "FunctionName", "Value": ROLLUPS_FUNCTION}],
+                "Timestamp": datetime.now(tz=UTC) - timedelta(minutes=2),
+                "Value": value,
+            }
+            for name, value in (("IteratorAge", 4_500.0), ("Invocations", 7.0))
+        ],
+    )
+    outputs = replace(_outputs(aws, mapping["UUID"], url, arn), rollups_function_name=ROLLUPS_FUNCTION)
+    health = collect(outputs, aws)
+    assert health.errors == {}
+    assert health.mapping is not None and health.mapping.uuid == mapping["UUID"]
+    assert health.rollups_mapping is not None and health.rollups_mapping.uuid == rollups["UUID"]
+    assert health.rollups_mapping.batch_size == 100
+    trigger = deployed_rollups_trigger(health)
+    assert trigger is not None and trigger.running is True
+    assert trigger.iterator_age_ms == 4_500 and trigger.behind_ms == 4_500
+    assert trigger.last_batch_at is not None
+
+    # A stack deployed before the rollups names no rollups function: nothing to show, nothing wrong.
+    before = collect(_outputs(aws, mapping["UUID"], url, arn), aws)
+    assert before.rollups_mapping is None and before.errors == {}
+    assert deployed_rollups_trigger(before) is None
+    # A rollups function without its mapping is said.
+    aws.client("lambda").delete_event_source_mapping(UUID=rollups["UUID"])
+    orphan = collect(outputs, aws)
+    assert "has no event source mapping" in orphan.errors["rollups_trigger"]
 
 
 def test_collect_reports_an_unreadable_part_and_keeps_the_rest(aws: boto3.Session) -> None:
