@@ -43,6 +43,7 @@ from backend.store.actions import Outcome
 from backend.store.reader import RequestStore
 from backend.template import Template
 from tests.processor_events import put_pending_item, read_item
+from tests.rollups_workload import create_rollups_table
 from tests.seed import make_item, write_items
 
 
@@ -174,6 +175,7 @@ def test_a_shard_the_stream_no_longer_has_is_reported_gone(ddb: Any, settings: S
 
 
 def test_the_report_shows_the_table_and_a_trigger_that_never_ran(ddb: Any, settings: Settings) -> None:
+    create_rollups_table(ddb, settings.rollups_table)  # as `make up` creates it
     put_pending_item(ddb, settings.table, {"order": 1})
     report = load_health(settings, RequestStore(settings), int(time.time() * 1000))
 
@@ -183,6 +185,8 @@ def test_the_report_shows_the_table_and_a_trigger_that_never_ran(ddb: Any, setti
     assert report.local is not None and report.local.state is None
     assert report.trigger.running is False
     assert report.failures == [] and report.failure_messages == 0
+    assert report.rollups_trigger is not None and report.rollups_trigger.running is False
+    assert report.activity is not None and not report.activity["value"].any()  # nothing counted yet
     assert not report.errors, report.errors
 
 
