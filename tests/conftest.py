@@ -3,6 +3,7 @@ template's definition, and settings pointing at them."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterator
@@ -48,6 +49,10 @@ def table_name(ddb: Any) -> Iterator[str]:
     ensure_table(ddb, name, template)
     yield name
     ddb.delete_table(TableName=name)
+    # The rollups table a test made beside it (``Settings.rollups_table``): tables left behind with a TTL
+    # slow DynamoDB Local's TTL sweeps for every later test.
+    with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
+        ddb.delete_table(TableName=f"{name}-rollups")
 
 
 @pytest.fixture()
