@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     api_port: int = Field(3000, ge=1, le=65535)
     dynamodb_port: int = Field(8000, ge=1, le=65535)
     dashboard_port: int = Field(8501, ge=1, le=65535)
+    sqs_port: int = Field(9324, ge=1, le=65535, description="The SQS twin (the slow-work queue).")
     data_dir: Path = Field(PROJECT_ROOT / ".data", description="DynamoDB Local's files, checkpoints, key.")
     table: str = Field("streamdesk-requests", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
     api_key_value: str | None = Field(None, alias="STREAMDESK_API_KEY", description="Generated if unset.")
@@ -155,6 +156,11 @@ class Settings(BaseSettings):
         return self.dynamodb_endpoint or f"http://{self.host}:{self.dynamodb_port}"
 
     @property
+    def sqs_url(self) -> str:
+        """The local SQS twin's endpoint (``AWS_ENDPOINT_URL_SQS`` of the local functions)."""
+        return f"http://{self.host}:{self.sqs_port}"
+
+    @property
     def api_base_url(self) -> str:
         return (self.api_url or f"http://{self.host}:{self.api_port}").rstrip("/")
 
@@ -221,6 +227,21 @@ class Settings(BaseSettings):
         """The local rollups table (``RollupsTable``): named after the requests table, so that two stacks
         (or two tests) with different tables never share one."""
         return f"{self.table}-rollups"
+
+    def local_queue_name(self, logical_id: str) -> str:
+        """A local queue's name (``SlowWorkQueue``...): named after the requests table, like the rollups
+        table, so that two stacks or tests never share a queue."""
+        return f"{self.table}-{logical_id}"
+
+    @property
+    def sqs_database_path(self) -> Path:
+        """The SQS twin's queues (SQLite)."""
+        return self.data_dir / "sqs" / "queues.sqlite3"
+
+    @property
+    def slow_work_state_path(self) -> Path:
+        """The slow-work event source twin's state (for the supervisor and the health page)."""
+        return self.data_dir / "slow-work" / "state.json"
 
     @property
     def checkpoint_path(self) -> Path:

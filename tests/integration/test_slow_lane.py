@@ -1,0 +1,359 @@
+"""The slow lane end to end in one process: the stream processor hands a long request off (one conditional
+write, then a message to the SQS twin), the worker claims it and finishes it with the same step protocol.
+Duplicate deliveries, a crash between the hand-off write and the send, a worker dying mid-step, transient
+and permanent failures, a redrive and a cancel, each on DynamoDB Local and the SQS twin (never mocked)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from streamdesk_processor import item
+from streamdesk_processor.item import Status
+from streamdesk_processor.processor import Outcome
+from streamdesk_processor.slow_lane import HandOff, handoff_token
+from streamdesk_processor.steps import STEPS, Step, StepContext
+
+from backend.local.sqs_server import SqsServer
+from backend.roles import Actor, Role
+from backend.store.actions import Outcome as ActionOutcome
+from backend.store.actions import RequestActions
+from tests.processor_events import (
+    FakeClock,
+    insert_record,
+    lambda_context,
+    put_pending_item,
+    read_item,
+    redrive,
+    sequence_numbers,
+    step_attempts,
+    stream_event,
+)
+from tests.slow_lane_fixtures import (
+    DLQ,
+    deliver,
+    depth,
+    queue_url,
+    receive,
+    running_sqs_twin,
+    slow_lane_processor,
+    sqs_client,
+    worker,
+)
+
+NAMES = [step.name for step in STEPS]
+LONG = {"simulate": {"delayMs": 120}}  # over the tests' threshold of 100 ms
+
+
+@pytest.fixture()
+def twin(tmp_path: Path) -> Iterator[SqsServer]:
+    with running_sqs_twin(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture()
+def sqs(twin: SqsServer) -> Any:
+    return sqs_client(twin.url)
+
+
+@pytest.fixture()
+def url(twin: SqsServer) -> str:
+    return queue_url(twin)
+
+
+def no_sleep(_seconds: float) -> None:
+    """Simulated delays cost no time here (the decision reads the request, not the clock)."""
+
+
+def test_a_short_request_never_leaves_the_stream(ddb: Any, table_name: str, sqs: Any, url: str) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, {"simulate": {"delayMs": 50}})
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.SUCCEEDED
+    assert depth(sqs, url) == (0, 0)
+
+
+def test_a_long_request_is_handed_off_and_finished_by_the_worker(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    record = insert_record(ddb, table_name, request_id)
+
+    assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
+    waiting = read_item(ddb, table_name, request_id)
+    assert waiting[item.STATUS] == Status.PROCESSING  # GET, the dashboard and cancel see a started request
+    assert waiting[item.CLAIM] == handoff_token(record["eventID"])
+    assert waiting[item.HANDOFF][item.HANDOFF_STEP] == NAMES[0]
+    assert waiting[item.STEPS] == {}
+    messages = receive(sqs, url)
+    assert [HandOff.from_body(m["Body"]).request_id for m in messages] == [request_id]
+
+    assert deliver(sqs, url, worker(processor, ddb), messages) == {"batchItemFailures": []}
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert done[item.ATTEMPTS] == 1  # the hand-off continues the stream's attempt
+    assert step_attempts(done) == dict.fromkeys(NAMES, 1)
+    assert item.HANDOFF not in done and item.LEASE_UNTIL not in done and item.CLAIM not in done
+    assert depth(sqs, url) == (0, 0)
+
+
+def test_steps_before_a_long_step_run_on_the_stream(ddb: Any, table_name: str, sqs: Any, url: str) -> None:
+    steps = (STEPS[0], Step("export", lambda ctx: {"exported": "yes"}, long=True), *STEPS[1:])
+    processor = slow_lane_processor(ddb, table_name, sqs, url, steps=steps)
+    request_id = put_pending_item(ddb, table_name, {"n": 1})
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    waiting = read_item(ddb, table_name, request_id)
+    assert step_attempts(waiting) == {NAMES[0]: 1}
+    assert waiting[item.HANDOFF][item.HANDOFF_STEP] == "export"
+    deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert done[item.RESULT]["exported"] == "yes"
+
+
+def test_a_duplicate_delivery_runs_nothing_twice(ddb: Any, table_name: str, sqs: Any, url: str) -> None:
+    runs: list[str] = []
+
+    def counted(name: str) -> Step:
+        return Step(name, lambda ctx: runs.append(name) or {name: "done"})
+
+    steps = tuple(counted(name) for name in NAMES)
+    processor = slow_lane_processor(ddb, table_name, sqs, url, steps=steps, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    (message,) = receive(sqs, url)
+    duplicate = {**message, "ReceiptHandle": message["ReceiptHandle"]}  # SQS delivering one message twice
+
+    the_worker = worker(processor, ddb)
+    assert the_worker.handle({"Records": []}) == {"batchItemFailures": []}
+    deliver(sqs, url, the_worker, [message])
+    assert deliver(sqs, url, the_worker, [duplicate]) == {"batchItemFailures": []}  # skipped, dropped
+    assert runs == NAMES
+    assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.SUCCEEDED
+
+
+def test_a_duplicate_delivery_while_one_runs_is_left_for_later(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    """Two copies at once: one claims (with a lease), the other is refused and stays in the queue."""
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(ctx: StepContext) -> dict[str, Any]:
+        inside.set()
+        assert release.wait(10)
+        return {}
+
+    steps = (Step("slow", slow, long=True), *STEPS[1:])
+    processor = slow_lane_processor(ddb, table_name, sqs, url, steps=steps)
+    request_id = put_pending_item(ddb, table_name, {"n": 1})
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    (message,) = receive(sqs, url)
+    first = threading.Thread(
+        target=lambda: worker(processor, ddb).handle({"Records": [_sqs_record(message)]})
+    )
+    first.start()
+    assert inside.wait(10)
+    second = worker(processor, ddb).handle({"Records": [_sqs_record(message)]})
+    assert second == {"batchItemFailures": [{"itemIdentifier": message["MessageId"]}]}
+    release.set()
+    first.join(10)
+    assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.SUCCEEDED
+
+
+def _sqs_record(message: dict[str, Any]) -> dict[str, Any]:
+    from tests.slow_lane_fixtures import sqs_event
+
+    record: dict[str, Any] = sqs_event([message])["Records"][0]
+    return record
+
+
+class SendCut:
+    """SendMessage fails as if the SQS endpoint were unreachable (fault injection at botocore's hook)."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.active = True
+        sqs.meta.events.register("before-send.sqs.SendMessage", self)
+
+    def __call__(self, request: Any, **_: Any) -> None:
+        if self.active:
+            raise EndpointConnectionError(endpoint_url=request.url)
+
+
+def test_a_crash_between_the_hand_off_and_the_send_heals_itself(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    cut = SendCut(sqs)
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    record = insert_record(ddb, table_name, request_id)
+
+    # The hand-off is written, the send fails: the record is reported, the trigger will re-send it.
+    assert sequence_numbers(processor.handle(stream_event(record), lambda_context())) == [
+        record["dynamodb"]["SequenceNumber"]
+    ]
+    assert read_item(ddb, table_name, request_id)[item.CLAIM] == handoff_token(record["eventID"])
+    assert depth(sqs, url) == (0, 0)
+
+    # The record's redelivery finds its own hand-off (the claim is refused) and sends the message.
+    cut.active = False
+    assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
+    assert read_item(ddb, table_name, request_id)[item.ATTEMPTS] == 1  # no new claim, no new attempt
+    deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert step_attempts(done) == dict.fromkeys(NAMES, 1)
+
+
+def test_a_worker_dying_mid_step_is_taken_over_after_the_visibility_timeout(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    """The first delivery completes a step, then hangs (as good as dead); its message comes back after
+    the visibility timeout, and once its lease has passed the redelivery resumes after the last completed
+    step. The dead one's late writes are refused."""
+    hang, release = threading.Event(), threading.Event()
+    runs: list[tuple[str, int]] = []
+
+    def step(name: str) -> Step:
+        def run(ctx: StepContext) -> dict[str, Any]:
+            runs.append((name, ctx.attempt))
+            if name == NAMES[2] and not hang.is_set():
+                hang.set()
+                release.wait(10)
+            return {name: "done"}
+
+        return Step(name, run, long=name == NAMES[0])
+
+    clock = FakeClock()
+    processor = slow_lane_processor(
+        ddb, table_name, sqs, url, steps=tuple(step(n) for n in NAMES), clock=clock
+    )
+    request_id = put_pending_item(ddb, table_name, {"n": 1})
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    (message,) = receive(sqs, url)
+    dying = threading.Thread(
+        target=lambda: worker(processor, ddb, clock).handle(
+            {"Records": [_sqs_record(message)]}, lambda_context()
+        )
+    )
+    dying.start()
+    assert hang.wait(10)
+    assert step_attempts(read_item(ddb, table_name, request_id)) == {NAMES[0]: 1, NAMES[1]: 1}
+
+    (again,) = receive(sqs, url, wait=5)  # back after the 1 s visibility timeout
+    assert again["Attributes"]["ApproximateReceiveCount"] == "2"
+    clock.advance(31)  # the first delivery's lease (its remaining time, 30 s) has passed
+    assert deliver(sqs, url, worker(processor, ddb, clock), [again]) == {"batchItemFailures": []}
+    release.set()
+    dying.join(10)
+
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert done[item.ATTEMPTS] == 2
+    assert step_attempts(done) == {NAMES[0]: 1, NAMES[1]: 1, NAMES[2]: 2, NAMES[3]: 2}
+    # Completed steps never ran again; only the step the dead delivery was in ran twice.
+    assert [name for name, _ in runs].count(NAMES[1]) == 1
+    assert [name for name, _ in runs].count(NAMES[2]) == 2
+
+
+def test_a_transient_failure_in_the_slow_lane_is_retried_by_redelivery(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    body = {"simulate": {"delayMs": 120, "fail": "upstream timeout", "transient": True, "failAtStep": 3,
+                         "failTimes": 1}}  # fmt: skip
+    request_id = put_pending_item(ddb, table_name, body)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    the_worker = worker(processor, ddb)
+    (message,) = receive(sqs, url)
+    assert deliver(sqs, url, the_worker, [message]) == {
+        "batchItemFailures": [{"itemIdentifier": message["MessageId"]}]
+    }
+    waiting = read_item(ddb, table_name, request_id)
+    assert waiting[item.STATUS] == Status.PROCESSING
+    assert waiting[item.LAST_ERROR][item.ERROR_MESSAGE] == "upstream timeout"
+    assert waiting[item.CLAIM] == waiting[item.HANDOFF][item.HANDOFF_TOKEN]
+
+    (again,) = receive(sqs, url, wait=5)  # the visibility timeout is the backoff
+    assert deliver(sqs, url, the_worker, [again]) == {"batchItemFailures": []}
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert done[item.ATTEMPTS] == 2
+    assert step_attempts(done) == {NAMES[0]: 1, NAMES[1]: 1, NAMES[2]: 2, NAMES[3]: 2}
+
+
+def test_a_transient_failure_at_the_last_delivery_ends_failed(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep, max_receives=2)
+    body = {"simulate": {"delayMs": 120, "fail": "still down", "transient": True, "failAtStep": 2}}
+    request_id = put_pending_item(ddb, table_name, body)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    the_worker = worker(processor, ddb)
+    deliver(sqs, url, the_worker, receive(sqs, url))
+    assert deliver(sqs, url, the_worker, receive(sqs, url, wait=5)) == {"batchItemFailures": []}
+    failed = read_item(ddb, table_name, request_id)
+    assert failed[item.STATUS] == Status.FAILED
+    assert failed[item.ERROR][item.ERROR_TRANSIENT] is True
+    assert failed[item.ERROR][item.ERROR_STEP] == NAMES[1]
+    assert depth(sqs, url) == (0, 0)  # kept on the item for people, not in the dead-letter queue
+
+
+def test_a_permanent_failure_ends_failed_and_a_redrive_resumes_after_the_last_step(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    body = {"simulate": {"delayMs": 120, "fail": "card declined", "failAtStep": 3, "failTimes": 1}}
+    request_id = put_pending_item(ddb, table_name, body)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
+    failed = read_item(ddb, table_name, request_id)
+    assert failed[item.STATUS] == Status.FAILED
+    assert failed[item.ERROR][item.ERROR_STEP] == NAMES[2]
+    assert item.HANDOFF not in failed
+
+    # The redrive goes through the stream as today; the request is long, so it is handed off again.
+    record = redrive(ddb, table_name, request_id)
+    assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
+    assert read_item(ddb, table_name, request_id)[item.HANDOFF][item.HANDOFF_STEP] == NAMES[2]
+    deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert step_attempts(done) == {NAMES[0]: 1, NAMES[1]: 1, NAMES[2]: 2, NAMES[3]: 2}
+
+
+def test_a_message_of_a_replaced_hand_off_is_dropped(ddb: Any, table_name: str, sqs: Any, url: str) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    stale = HandOff(request_id, handoff_token("another-record"), "0", NAMES[0])
+    sqs.send_message(QueueUrl=url, MessageBody=stale.body())
+    messages = sorted(receive(sqs, url), key=lambda m: m["Body"] != stale.body())
+    outcomes = [worker(processor, ddb).process_message(_sqs_record(m), 30_000) for m in messages]
+    assert outcomes == [Outcome.SKIPPED, Outcome.SUCCEEDED]
+
+
+def test_cancel_of_a_handed_off_request_is_refused(ddb: Any, table_name: str, sqs: Any, url: str) -> None:
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    result = RequestActions(ddb, table_name).cancel(request_id, Actor("tests", Role.OPERATOR))
+    assert result.outcome is ActionOutcome.NOT_PENDING
+    assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.PROCESSING
+
+
+def test_a_message_that_keeps_failing_moves_to_the_dead_letter_queue(
+    twin: SqsServer, sqs: Any, url: str
+) -> None:
+    sqs.send_message(QueueUrl=url, MessageBody="not a hand-off")
+    for _ in range(3):  # maxReceiveCount 3
+        assert receive(sqs, url, wait=5)
+    deadline = time.monotonic() + 5
+    while not receive(sqs, queue_url(twin, DLQ)):
+        assert time.monotonic() < deadline
+        receive(sqs, url, wait=1)  # the receive after the last one moves it
