@@ -28,7 +28,10 @@ DEFAULT_VISIBILITY_TIMEOUT: Final = 30
 DEFAULT_RETENTION_SECONDS: Final = 345_600  # 4 days, SQS's default
 MAX_RECEIVE_BATCH: Final = 10
 MAX_WAIT_SECONDS: Final = 20
-_POLL_SECONDS: Final = 0.05  # how often a long poll looks again (one process, one small table)
+# A long poll sleeps until a send in this process wakes it, the next hidden message becomes visible, or
+# this much time has passed (a send by another process on the same file is seen within it).
+_LONGEST_NAP_SECONDS: Final = 0.5
+_PURGE_EVERY_MS: Final = 60_000  # messages past the retention period are deleted at most this often
 
 Clock = Callable[[], float]
 
@@ -83,6 +86,8 @@ class QueueStore:
         self.path = path
         self._clock = clock
         self._local = threading.local()
+        self._arrived = threading.Condition()
+        self._purged_ms = 0
         path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE))
@@ -170,6 +175,8 @@ class QueueStore:
                 "VALUES (?, ?, ?, ?, ?, ?, 0)",
                 (message_id, queue, body, digest, now, now + delay_seconds * 1000),
             )
+        with self._arrived:
+            self._arrived.notify_all()
         return message_id, digest
 
     def receive(
@@ -192,20 +199,41 @@ class QueueStore:
         deadline = time.monotonic() + wait_seconds
         while True:
             got = self._receive_now(queue, settings, max_messages, hidden_for)
-            if got or time.monotonic() >= deadline or (stop is not None and stop.is_set()):
+            left = deadline - time.monotonic()
+            if got or left <= 0 or (stop is not None and stop.is_set()):
                 return got
-            time.sleep(_POLL_SECONDS)
+            nap = min(left, _LONGEST_NAP_SECONDS)
+            next_visible = (
+                self._db()
+                .execute("SELECT MIN(visible_ms) FROM messages WHERE queue = ?", (queue,))
+                .fetchone()[0]
+            )
+            if next_visible is not None:
+                nap = max(0.001, min(nap, (next_visible - self._now_ms()) / 1000))
+            with self._arrived:
+                self._arrived.wait(nap)
 
     def _receive_now(
         self, queue: str, settings: QueueSettings, max_messages: int, hidden_for: int
     ) -> list[Received]:
         now = self._now_ms()
+        if now - self._purged_ms > _PURGE_EVERY_MS:
+            self._purged_ms = now
+            with self._transaction() as db:
+                db.execute(
+                    "DELETE FROM messages WHERE queue = ? AND sent_ms < ?",
+                    (queue, now - settings.retention_seconds * 1000),
+                )
+        # A read first: an idle queue costs no write transaction (and no fsync) per poll.
+        ready = (
+            self._db()
+            .execute("SELECT 1 FROM messages WHERE queue = ? AND visible_ms <= ? LIMIT 1", (queue, now))
+            .fetchone()
+        )
+        if ready is None:
+            return []
         received: list[Received] = []
         with self._transaction() as db:
-            db.execute(
-                "DELETE FROM messages WHERE queue = ? AND sent_ms < ?",
-                (queue, now - settings.retention_seconds * 1000),
-            )
             rows = db.execute(
                 "SELECT id, body, md5, sent_ms, receives, first_receive_ms FROM messages "
                 "WHERE queue = ? AND visible_ms <= ? ORDER BY sent_ms, id LIMIT ?",
