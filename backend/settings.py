@@ -7,6 +7,7 @@ local stack on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -84,6 +85,11 @@ class Settings(BaseSettings):
     time_index_shards: int | None = Field(
         None, ge=1, le=32, description="Write shards of the indexes; the template's parameter if unset."
     )
+    template_parameters: str = Field(
+        "",
+        description="Parameter overrides for the local stack's template, as JSON (like `sam deploy "
+        '--parameter-overrides`), e.g. {"SlowWorkVisibilityTimeoutSeconds": "6"}; tests use it.',
+    )
     closed_retention_days: int | None = Field(
         None,
         ge=1,
@@ -154,6 +160,16 @@ class Settings(BaseSettings):
     @property
     def dynamodb_url(self) -> str:
         return self.dynamodb_endpoint or f"http://{self.host}:{self.dynamodb_port}"
+
+    @property
+    def parameter_overrides(self) -> dict[str, str]:
+        """``template_parameters`` parsed (a JSON object of parameter names to values)."""
+        if not self.template_parameters.strip():
+            return {}
+        parsed = json.loads(self.template_parameters)
+        if not isinstance(parsed, dict):
+            raise ValueError("STREAMDESK_TEMPLATE_PARAMETERS must be a JSON object")
+        return {str(name): str(value) for name, value in parsed.items()}
 
     @property
     def sqs_url(self) -> str:

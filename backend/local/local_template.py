@@ -29,7 +29,8 @@ def queue_arn(settings: Settings, logical_id: str) -> str:
 
 
 def local_template(settings: Settings, template: Template | None = None) -> Template:
-    """``template`` (default: the project's) with its intrinsics resolved for this machine's stack:
+    """``template`` (default: the project's) with its intrinsics resolved for this machine's stack (and
+    the parameter overrides of ``STREAMDESK_TEMPLATE_PARAMETERS``):
     ``!Ref RequestsTable`` is ``settings.table``, ``!Ref RollupsTable`` is ``settings.rollups_table``,
     ``!Ref SlowWorkQueue`` its URL on the SQS twin (and ``.Arn`` its ARN), the region is
     ``settings.region``."""

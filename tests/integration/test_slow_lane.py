@@ -357,3 +357,23 @@ def test_a_message_that_keeps_failing_moves_to_the_dead_letter_queue(
     while not receive(sqs, queue_url(twin, DLQ)):
         assert time.monotonic() < deadline
         receive(sqs, url, wait=1)  # the receive after the last one moves it
+
+
+def test_a_long_request_costs_two_writes_more_than_a_plain_one(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    writes: list[str] = []
+    sends: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb.UpdateItem", lambda **_: writes.append("update"))
+    sqs.meta.events.register("before-call.sqs.SendMessage", lambda **_: sends.append("send"))
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    plain = put_pending_item(ddb, table_name, {"n": 1})
+    processor.handle(stream_event(insert_record(ddb, table_name, plain)), lambda_context())
+    assert (len(writes), len(sends)) == (5, 0)  # claim, 3 steps, last step + finish (+ the accept: 6)
+    writes.clear()
+    long = put_pending_item(ddb, table_name, LONG)
+    processor.handle(stream_event(insert_record(ddb, table_name, long)), lambda_context())
+    deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
+    assert read_item(ddb, table_name, long)[item.STATUS] == Status.SUCCEEDED
+    # claim, hand-off, the worker's claim, 3 steps, last step + finish (+ the accept: 8); one message.
+    assert (len(writes), len(sends)) == (7, 1)
