@@ -57,11 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamdesk_processor import item as attr
 
 from backend.local.dynamodb_local import DynamoDBLocal, free_port
-from backend.local.local_template import local_template
-from backend.local.sqs_event_source import SqsEventSource
-from backend.local.sqs_queues import ensure_queues
-from backend.local.sqs_server import SqsServer
-from backend.local.sqs_store import QueueStore
+from backend.local.slow_lane_stack import slow_lane_in_process
 from backend.local.table import ensure_table
 from backend.local.trigger import run_trigger
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY, Settings, load_settings
@@ -268,25 +264,6 @@ def bench_settings(port: int, data_dir: Path, table: str, sqs_port: int | None =
     )  # fmt: skip
 
 
-@contextmanager
-def running_slow_lane(settings: Settings, template: Template) -> Iterator[None]:
-    """The SQS twin and the slow-work event source in this process, as ``make up`` runs them."""
-    store = QueueStore(settings.sqs_database_path)
-    ensure_queues(store, settings, local_template(settings, template))
-    server = SqsServer(store, settings.host, settings.sqs_port, settings.region).start()
-    stop = threading.Event()
-    source = SqsEventSource(settings, template)
-    thread = threading.Thread(target=source.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        server.stop()
-        store.close()
-
-
 def ingest(settings: Settings, template: Template, ddb: Any, seconds: float) -> None:
     """API twin against raw PutItem at 8 and 32 clients (a table of its own: nothing drains it)."""
 
@@ -387,7 +364,7 @@ def head_of_line_phases(phases: Phases, rate: float) -> None:
         with (
             phases.table(f"streamdesk-latency-{len(parameters)}", parameters) as (settings, template),
             api_process(settings) as base_url,
-            running_slow_lane(settings, template),
+            slow_lane_in_process(settings, template),
         ):
             submit = Submitter(base_url, settings.api_key, 16)
             head_of_line(settings, template, phases.ddb, submit, rate, lane)
