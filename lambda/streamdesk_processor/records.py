@@ -150,9 +150,11 @@ class RequestRecords:
             answer = self._client.update_item(
                 TableName=self._table,
                 Key={item.ID: {"S": request_id}},
+                # A new attempt (a redelivery) starts now, as the stream's claim records it.
                 UpdateExpression=(
                     "SET #claim = :delivery, #lease = :leaseUntil, #updatedAt = :now, "
                     "#attempts = if_not_exists(#attempts, :zero) + :increment"
+                    + (", #startedAt = :now" if new_attempt else "")
                 ),
                 ConditionExpression=(
                     "#status = :processing AND (#claim = :handoff OR "
@@ -164,6 +166,7 @@ class RequestRecords:
                     "#lease": item.LEASE_UNTIL,
                     "#updatedAt": item.UPDATED_AT,
                     "#attempts": item.ATTEMPTS,
+                    **({"#startedAt": item.STARTED_AT} if new_attempt else {}),
                 },
                 ExpressionAttributeValues={
                     ":processing": {"S": Status.PROCESSING.value},
