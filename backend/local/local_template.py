@@ -40,9 +40,11 @@ def local_template(settings: Settings, template: Template | None = None) -> Temp
         **{queue: queue_url(settings, queue) for queue in LOCAL_QUEUES},
     }
     arns = {f"{queue}.Arn": queue_arn(settings, queue) for queue in LOCAL_QUEUES}
+    overrides = settings.parameter_overrides
     if template is None:
         return Template(
-            default_raw_template(), LocalValues(refs=refs, attributes=arns, region=settings.region)
+            default_raw_template(),
+            LocalValues(refs=refs, attributes=arns, parameters=overrides, region=settings.region),
         )
     return Template(
         template.raw,
@@ -50,6 +52,7 @@ def local_template(settings: Settings, template: Template | None = None) -> Temp
             template.local,
             refs={**template.local.refs, **refs},
             attributes={**template.local.attributes, **arns},
+            parameters={**template.local.parameters, **overrides},
             region=settings.region,
         ),
     )

@@ -223,7 +223,12 @@ def _handler_class(twin: SqsTwin) -> type[BaseHTTPRequestHandler]:
             for name, value in headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller went away (killed mid long poll): what it received stays hidden for the
+                # visibility timeout and then comes back, as on SQS.
+                log.info("SQS twin: the caller hung up before the answer")
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug(format, *args)

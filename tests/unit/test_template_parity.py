@@ -322,3 +322,18 @@ def test_a_changed_threshold_reaches_the_processor(tmp_path: Path) -> None:
     )
     assert _esm(copy).function.environment["SLOW_WORK_THRESHOLD_MS"] == "250"
     assert _esm().function.environment["SLOW_WORK_THRESHOLD_MS"] == "1000"
+
+
+def test_parameter_overrides_of_the_local_stack_reach_the_queue_and_the_function() -> None:
+    """`STREAMDESK_TEMPLATE_PARAMETERS`, as `sam deploy --parameter-overrides` (the chaos test uses it)."""
+    from backend.local.local_template import local_template
+    from backend.local.sqs_queues import load_sqs_esm_config, queue_settings
+    from backend.settings import Settings
+
+    settings = Settings(
+        table="parity-table", STREAMDESK_API_KEY="test-key-0123456789",
+        template_parameters='{"SlowWorkVisibilityTimeoutSeconds": "6", "SlowWorkTimeoutSeconds": "5"}',
+    )  # fmt: skip
+    template = local_template(settings)
+    assert queue_settings(template, "SlowWorkQueue").visibility_timeout == 6
+    assert load_sqs_esm_config(template).function.timeout_seconds == 5
