@@ -234,7 +234,7 @@ def _sqs_for(key: str, _settings: Settings) -> Any:
         return session_for(_settings).client("sqs")
     from backend.local.sqs_event_source import sqs_client
 
-    return sqs_client(_settings)
+    return sqs_client(_settings, attempts=1, timeout=2)  # the page says the twin is down, it does not wait
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)

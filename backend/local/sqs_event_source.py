@@ -39,15 +39,20 @@ WAIT_SECONDS = 1  # long-poll length: short, so that a stop is seen within a sec
 STATE_EVERY_SECONDS = 1.0
 
 
-def sqs_client(settings: Settings, connections: int = 10) -> Any:
-    """A client of the local SQS twin."""
+def sqs_client(settings: Settings, connections: int = 10, *, attempts: int = 3, timeout: float = 30) -> Any:
+    """A client of the local SQS twin (``attempts`` 1 and a short ``timeout`` for a page that only looks)."""
     return boto3.client(
         "sqs",
         endpoint_url=settings.sqs_url,
         region_name=settings.region,
         aws_access_key_id=LOCAL_ACCESS_KEY,
         aws_secret_access_key=LOCAL_SECRET_KEY,
-        config=Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=connections),
+        config=Config(
+            retries={"mode": "standard", "max_attempts": attempts},
+            max_pool_connections=connections,
+            connect_timeout=min(timeout, 5),
+            read_timeout=timeout,
+        ),
     )
 
 
