@@ -48,8 +48,7 @@ WHILE_DOWN = {
     "api": "clients cannot connect; a PUT cut off may have been stored: retry it with its Idempotency-Key",
     "trigger": "requests are accepted and wait in the stream; the trigger resumes from its checkpoint",
     "rollups": "the rollups fall behind (records wait in the stream); it resumes from its own checkpoint",
-    "sqs": "long requests cannot be handed off (their stream records are retried) or taken; "
-    "the queued ones are on disk",
+    "sqs": "long requests run in the stream (they cannot be handed off); the queued ones are on disk",
     "slow-work": "handed-off requests wait in the queue; one it was running comes back after the "
     "visibility timeout and resumes after its last completed step",
     "dashboard": "the dashboard is unavailable; the pipeline is not affected",

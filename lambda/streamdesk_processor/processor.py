@@ -127,10 +127,17 @@ class StreamProcessor:
         if isinstance(claimed, Refused):
             if claimed.status == Status.PROCESSING and claimed.claim == handoff_token(decision.token):
                 # This record handed the request off, and its invocation ended before the message was
-                # known to be sent (a crash, or the send failed): send it again. A duplicate message is
-                # harmless, the worker's claim takes a hand-off once.
-                self._send(decision, claimed.handoff_step or "", log_keys)
-                return Outcome.HANDED_OFF
+                # known to be sent (a crash): send it again. A duplicate message is harmless, the
+                # worker's claim takes a hand-off once.
+                if self._send(decision, claimed.handoff_step or "", log_keys):
+                    return Outcome.HANDED_OFF
+                try:
+                    taken = self._records.take_back(
+                        decision.request_id, decision.token, handoff_token(decision.token), self._now_ms()
+                    )
+                except ClaimLost:
+                    return Outcome.HANDED_OFF  # a worker has it after all
+                return self.run_claimed(decision, taken, log_keys, hand_off=False)
             # Redelivery of a finished request, or a request another record holds: nothing to do.
             logger.info("request not claimable (finished or claimed elsewhere); skipped", extra=log_keys)
             return Outcome.SKIPPED
@@ -139,27 +146,45 @@ class StreamProcessor:
         return self.run_claimed(decision, claimed, log_keys)
 
     def run_claimed(
-        self, work: Work, claimed: Claimed, log_keys: dict[str, Any], slow: SlowDelivery | None = None
+        self,
+        work: Work,
+        claimed: Claimed,
+        log_keys: dict[str, Any],
+        slow: SlowDelivery | None = None,
+        *,
+        hand_off: bool = True,
     ) -> Outcome:
-        """Run a claimed request's remaining steps and record the outcome (``slow``: in the slow lane)."""
+        """Run a claimed request's remaining steps and record the outcome (``slow``: in the slow lane;
+        ``hand_off`` False: run long steps here too)."""
         try:
-            return self._run(work, claimed, log_keys, slow)
+            return self._run(work, claimed, log_keys, slow, hand_off=hand_off and slow is None)
         except ClaimLost:
             logger.warning("claim lost mid-way; another invocation owns the request", extra=log_keys)
             return Outcome.CLAIM_LOST
 
-    def _send(self, work: Work, step: str, log_keys: dict[str, Any]) -> None:
-        """The hand-off message; raises if the queue cannot take it (the record then fails and its
-        redelivery sends again)."""
+    def _send(self, work: Work, step: str, log_keys: dict[str, Any]) -> bool:
+        """Send the hand-off message; False if the queue cannot take it (unreachable, or no slow lane
+        configured any more): the caller then takes the request back and runs the steps here, so an SQS
+        outage costs latency, never a request (docs/slow-lane.md)."""
         if self._slow_work is None:
-            # A hand-off left by a deployment with the slow lane, redelivered to one without: the
-            # message cannot be sent from here; stuck detection hands the request back (docs/slow-lane.md).
-            raise RuntimeError("the request waits for the slow lane, but SLOW_WORK_QUEUE_URL is not set")
-        self._slow_work.send(HandOff(work.request_id, handoff_token(work.token), work.shard, step or "?"))
+            logger.warning("a hand-off without the slow lane configured; running it here", extra=log_keys)
+            return False
+        try:
+            self._slow_work.send(HandOff(work.request_id, handoff_token(work.token), work.shard, step or "?"))
+        except Exception:  # BotoCoreError, ClientError: the SDK's own retries are spent
+            logger.exception("the slow-work queue did not take the hand-off; running it here", extra=log_keys)
+            return False
         logger.info("request handed off to the slow lane", extra={**log_keys, "step": step})
+        return True
 
     def _run(
-        self, work: Work, claimed: Claimed, log_keys: dict[str, Any], slow: SlowDelivery | None
+        self,
+        work: Work,
+        claimed: Claimed,
+        log_keys: dict[str, Any],
+        slow: SlowDelivery | None,
+        *,
+        hand_off: bool,
     ) -> Outcome:
         try:
             request = parse_request(claimed.request)
@@ -188,13 +213,16 @@ class StreamProcessor:
                 number=number,
             )
             threshold = self.config.slow_work_threshold_ms
-            if slow is None and self._slow_work is not None and is_long(step, ctx, simulation, threshold):
+            if hand_off and self._slow_work is not None and is_long(step, ctx, simulation, threshold):
                 # Written first, then sent: a crash between the two leaves a hand-off that this record's
                 # redelivery finds (its claim is refused on our hand-off token) and sends again.
                 token = handoff_token(work.token)
                 self._records.hand_off(work.request_id, work.token, token, step.name, self._now_ms())
-                self._send(work, step.name, log_keys)
-                return Outcome.HANDED_OFF
+                if self._send(work, step.name, log_keys):
+                    return Outcome.HANDED_OFF
+                # The queue did not take it: the request is this record's again, and runs on here.
+                self._records.take_back(work.request_id, work.token, token, self._now_ms())
+                hand_off = False
             try:
                 simulation.before_step(
                     number=number,

@@ -208,6 +208,36 @@ class RequestRecords:
             },
         )
 
+    def take_back(self, request_id: str, token: str, handoff_token: str, now_ms: int) -> Claimed:
+        """Undo a hand-off whose message could not be sent (the queue unreachable): the claim is this
+        record's again and the steps run here. Conditional on no worker having taken it meanwhile
+        (:class:`ClaimLost` if one has: the message did arrive, and the worker owns the request)."""
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={item.ID: {"S": request_id}},
+                UpdateExpression="SET #claim = :token, #updatedAt = :now REMOVE #handoff",
+                ConditionExpression="#status = :processing AND #claim = :handoff",
+                ExpressionAttributeNames={
+                    "#claim": item.CLAIM,
+                    "#updatedAt": item.UPDATED_AT,
+                    "#handoff": item.HANDOFF,
+                    "#status": item.STATUS,
+                },
+                ExpressionAttributeValues={
+                    ":token": {"S": token},
+                    ":now": {"N": str(now_ms)},
+                    ":processing": {"S": Status.PROCESSING.value},
+                    ":handoff": {"S": handoff_token},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise ClaimLost(f"request {request_id} was taken by the slow lane meanwhile") from None
+            raise
+        return _claimed(request_id, answer["Attributes"])
+
     def release_to_slow_lane(
         self, request_id: str, token: str, handoff_token: str, error: ErrorInfo, now_ms: int
     ) -> None:

@@ -30,7 +30,6 @@ from tests.processor_events import (
     put_pending_item,
     read_item,
     redrive,
-    sequence_numbers,
     step_attempts,
     stream_event,
 )
@@ -185,29 +184,73 @@ class SendCut:
             raise EndpointConnectionError(endpoint_url=request.url)
 
 
+class Crash(BaseException):
+    """The invocation dying (kill -9, a timeout): nothing in the function catches it."""
+
+
+class CrashOnSend:
+    """The function dies right after the hand-off write, before its message is sent."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.active = True
+        sqs.meta.events.register("before-send.sqs.SendMessage", self)
+
+    def __call__(self, **_: Any) -> None:
+        if self.active:
+            raise Crash()
+
+
 def test_a_crash_between_the_hand_off_and_the_send_heals_itself(
     ddb: Any, table_name: str, sqs: Any, url: str
 ) -> None:
-    cut = SendCut(sqs)
+    crash = CrashOnSend(sqs)
     processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
     request_id = put_pending_item(ddb, table_name, LONG)
     record = insert_record(ddb, table_name, request_id)
 
-    # The hand-off is written, the send fails: the record is reported, the trigger will re-send it.
-    assert sequence_numbers(processor.handle(stream_event(record), lambda_context())) == [
-        record["dynamodb"]["SequenceNumber"]
-    ]
+    with pytest.raises(Crash):
+        processor.handle(stream_event(record), lambda_context())
     assert read_item(ddb, table_name, request_id)[item.CLAIM] == handoff_token(record["eventID"])
-    assert depth(sqs, url) == (0, 0)
+    assert depth(sqs, url) == (0, 0)  # written, never sent
 
-    # The record's redelivery finds its own hand-off (the claim is refused) and sends the message.
-    cut.active = False
+    # The trigger delivers the record again: its claim is refused on its own hand-off, it sends.
+    crash.active = False
     assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
     assert read_item(ddb, table_name, request_id)[item.ATTEMPTS] == 1  # no new claim, no new attempt
     deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
     done = read_item(ddb, table_name, request_id)
     assert done[item.STATUS] == Status.SUCCEEDED
     assert step_attempts(done) == dict.fromkeys(NAMES, 1)
+
+
+def test_with_the_queue_unreachable_the_request_is_taken_back_and_runs_in_the_stream(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    """An SQS outage costs latency, never a request: no record fails, nothing waits for a person."""
+    SendCut(sqs)
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    record = insert_record(ddb, table_name, request_id)
+    assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
+    done = read_item(ddb, table_name, request_id)
+    assert done[item.STATUS] == Status.SUCCEEDED
+    assert step_attempts(done) == dict.fromkeys(NAMES, 1)
+    assert item.HANDOFF not in done and item.CLAIM not in done
+
+
+def test_a_redelivered_hand_off_the_queue_cannot_take_runs_in_the_stream(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    crash = CrashOnSend(sqs)
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    record = insert_record(ddb, table_name, request_id)
+    with pytest.raises(Crash):
+        processor.handle(stream_event(record), lambda_context())
+    crash.active = False
+    SendCut(sqs)  # and then the queue is down when the record comes back
+    assert processor.handle(stream_event(record), lambda_context()) == {"batchItemFailures": []}
+    assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.SUCCEEDED
 
 
 def test_a_worker_dying_mid_step_is_taken_over_after_the_visibility_timeout(
