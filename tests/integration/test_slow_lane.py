@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from streamdesk_processor import item
@@ -21,8 +22,11 @@ from streamdesk_processor.steps import STEPS, Step, StepContext
 
 from backend.local.sqs_server import SqsServer
 from backend.roles import Actor, Role
+from backend.settings import Settings
 from backend.store.actions import Outcome as ActionOutcome
 from backend.store.actions import RequestActions
+from backend.template import Template
+from tests.api_fixtures import running_api
 from tests.processor_events import (
     FakeClock,
     insert_record,
@@ -420,3 +424,23 @@ def test_a_long_request_costs_two_writes_more_than_a_plain_one(
     assert read_item(ddb, table_name, long)[item.STATUS] == Status.SUCCEEDED
     # claim, hand-off, the worker's claim, 3 steps, last step + finish (+ the accept: 8); one message.
     assert (len(writes), len(sends)) == (7, 1)
+
+
+def test_delete_of_a_handed_off_request_is_409_and_changes_nothing(
+    ddb: Any, settings: Settings, template: Template, sqs: Any, url: str
+) -> None:
+    """Through the API twin, as a client cancels: a handed-off request has started, so it goes on."""
+    processor = slow_lane_processor(ddb, settings.table, sqs, url, sleep=no_sleep)
+    auth = {"x-api-key": settings.api_key}
+    with running_api(settings, template) as base_url, httpx.Client(base_url=base_url, timeout=20) as api:
+        accepted = api.put("/requests", json=LONG, headers=auth)
+        assert accepted.status_code == 202, accepted.text
+        request_id = accepted.json()["id"]
+        processor.handle(stream_event(insert_record(ddb, settings.table, request_id)), lambda_context())
+        before = read_item(ddb, settings.table, request_id)
+        answer = api.delete(f"/requests/{request_id}", headers=auth)
+        assert answer.status_code == 409, answer.text
+        assert answer.json()["status"] == Status.PROCESSING.value
+        assert read_item(ddb, settings.table, request_id) == before
+        deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
+        assert api.get(f"/requests/{request_id}", headers=auth).json()["status"] == Status.SUCCEEDED.value
