@@ -72,6 +72,33 @@ def cmd_trigger(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sqs(settings: Settings, _args: argparse.Namespace) -> int:
+    """The SQS twin, with the slow lane's queues from the template."""
+    from backend.local.local_template import local_template
+    from backend.local.sqs_queues import ensure_queues
+    from backend.local.sqs_server import SqsServer
+    from backend.local.sqs_store import QueueStore
+
+    store = QueueStore(settings.sqs_database_path)
+    names = ensure_queues(store, settings, local_template(settings))
+    server = SqsServer(store, settings.host, settings.sqs_port, settings.region).start()
+    print(f"SQS twin on {server.url}: queues {', '.join(names)} ({settings.sqs_database_path})", flush=True)
+    _stop_event_on_signals().wait()
+    server.stop()
+    return 0
+
+
+def cmd_slow_work(settings: Settings, _args: argparse.Namespace) -> int:
+    """The slow lane's event source twin (polls the SQS twin, invokes SlowWorkFunction)."""
+    from backend.local.local_template import local_template
+    from backend.local.sqs_event_source import run_slow_work, wait_until_answering
+
+    stop = _stop_event_on_signals()
+    wait_until_answering(settings)
+    run_slow_work(settings, local_template(settings), stop)
+    return 0
+
+
 def cmd_dashboard(settings: Settings, _args: argparse.Namespace) -> int:
     """Only the dashboard (for a deployed stack: STREAMDESK_STACK=name streamdesk dashboard)."""
     from backend.dashboard.server import command
@@ -225,7 +252,7 @@ def cmd_key(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 # These run the local stack (or its parts); with STREAMDESK_STACK set, `dashboard` resolves the stack itself.
-_LOCAL_STACK_COMMANDS = (cmd_up, cmd_api, cmd_trigger, cmd_dashboard)
+_LOCAL_STACK_COMMANDS = (cmd_up, cmd_api, cmd_trigger, cmd_sqs, cmd_slow_work, cmd_dashboard)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the function whose stream mapping to run (default {FUNCTION_ID})",
     )
     trigger.set_defaults(func=cmd_trigger)
+    sub.add_parser("sqs", help="run only the SQS twin (the slow-work queue)").set_defaults(func=cmd_sqs)
+    sub.add_parser("slow-work", help="run only the slow lane's event source twin").set_defaults(
+        func=cmd_slow_work
+    )
     sub.add_parser("dashboard", help="run only the dashboard").set_defaults(func=cmd_dashboard)
     demo = sub.add_parser("demo", help="send sample requests through the API, through every state")
     demo.add_argument("--count", type=int, default=3, help="requests of each kind (default 3)")

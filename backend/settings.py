@@ -7,6 +7,7 @@ local stack on 127.0.0.1.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -69,6 +70,7 @@ class Settings(BaseSettings):
     api_port: int = Field(3000, ge=1, le=65535)
     dynamodb_port: int = Field(8000, ge=1, le=65535)
     dashboard_port: int = Field(8501, ge=1, le=65535)
+    sqs_port: int = Field(9324, ge=1, le=65535, description="The SQS twin (the slow-work queue).")
     data_dir: Path = Field(PROJECT_ROOT / ".data", description="DynamoDB Local's files, checkpoints, key.")
     table: str = Field("streamdesk-requests", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
     api_key_value: str | None = Field(None, alias="STREAMDESK_API_KEY", description="Generated if unset.")
@@ -82,6 +84,11 @@ class Settings(BaseSettings):
     stack: str | None = Field(None, description="Name of a deployed CloudFormation stack to watch.")
     time_index_shards: int | None = Field(
         None, ge=1, le=32, description="Write shards of the indexes; the template's parameter if unset."
+    )
+    template_parameters: str = Field(
+        "",
+        description="Parameter overrides for the local stack's template, as JSON (like `sam deploy "
+        '--parameter-overrides`), e.g. {"SlowWorkVisibilityTimeoutSeconds": "6"}; tests use it.',
     )
     closed_retention_days: int | None = Field(
         None,
@@ -166,6 +173,21 @@ class Settings(BaseSettings):
         return self.dynamodb_endpoint or f"http://{self.host}:{self.dynamodb_port}"
 
     @property
+    def parameter_overrides(self) -> dict[str, str]:
+        """``template_parameters`` parsed (a JSON object of parameter names to values)."""
+        if not self.template_parameters.strip():
+            return {}
+        parsed = json.loads(self.template_parameters)
+        if not isinstance(parsed, dict):
+            raise ValueError("STREAMDESK_TEMPLATE_PARAMETERS must be a JSON object")
+        return {str(name): str(value) for name, value in parsed.items()}
+
+    @property
+    def sqs_url(self) -> str:
+        """The local SQS twin's endpoint (``AWS_ENDPOINT_URL_SQS`` of the local functions)."""
+        return f"http://{self.host}:{self.sqs_port}"
+
+    @property
     def api_base_url(self) -> str:
         return (self.api_url or f"http://{self.host}:{self.api_port}").rstrip("/")
 
@@ -239,6 +261,21 @@ class Settings(BaseSettings):
         if self.rollup_write_shards is not None:
             return self.rollup_write_shards
         return Template(default_raw_template()).int_parameter("RollupWriteShards")
+
+    def local_queue_name(self, logical_id: str) -> str:
+        """A local queue's name (``SlowWorkQueue``...): named after the requests table, like the rollups
+        table, so that two stacks or tests never share a queue."""
+        return f"{self.table}-{logical_id}"
+
+    @property
+    def sqs_database_path(self) -> Path:
+        """The SQS twin's queues (SQLite)."""
+        return self.data_dir / "sqs" / "queues.sqlite3"
+
+    @property
+    def slow_work_state_path(self) -> Path:
+        """The slow-work event source twin's state (for the supervisor and the health page)."""
+        return self.data_dir / "slow-work" / "state.json"
 
     @property
     def checkpoint_path(self) -> Path:

@@ -30,6 +30,10 @@ STREAM_EVENT_ID = "RequestsStream"
 ROLLUPS_TABLE_ID = "RollupsTable"
 ROLLUPS_FUNCTION_ID = "RollupsFunction"
 ROLLUPS_STREAM_EVENT_ID = "RollupsStream"
+SLOW_WORK_QUEUE_ID = "SlowWorkQueue"
+SLOW_WORK_DLQ_ID = "SlowWorkDeadLetterQueue"
+SLOW_WORK_FUNCTION_ID = "SlowWorkFunction"
+SLOW_WORK_EVENT_ID = "SlowWork"
 
 
 LOCAL_ACCOUNT_ID = "000000000000"  # the account every local ARN names

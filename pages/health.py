@@ -515,5 +515,42 @@ def live_stuck() -> None:
     _stuck_section(reads.now_ms())
 
 
+@st.fragment(run_every=controls.refresh_interval(settings))
+def live_slow_lane() -> None:
+    """The slow lane (docs/slow-lane.md): long requests handed off the stream to the slow-work queue."""
+    now = reads.now_ms()
+    lane = reads.cached_slow_lane(settings, now)
+    st.subheader("Slow lane (slow-work queue)")
+    columns = st.columns(4)
+    queue, dead = lane.queue, lane.dead_letter
+    columns[0].metric("Waiting", "–" if queue is None else queue.visible, help="Handed off, not yet taken.")
+    columns[1].metric(
+        "In flight", "–" if queue is None else queue.in_flight, help="Being run, or waiting out a retry."
+    )
+    age = "–" if lane.oldest_age_ms is None else formatting.fmt_duration(lane.oldest_age_ms)
+    columns[2].metric("Oldest message", age)
+    columns[3].metric("Dead-letter queue", "–" if dead is None else dead.visible)
+    if dead is not None and dead.visible:
+        st.error(
+            f"{dead.visible} hand-off message(s) in the dead-letter queue: their requests wait PROCESSING; "
+            "reconcile them (stuck requests below) once the cause is fixed."
+        )
+    worker = lane.worker
+    if not settings.stack:
+        if worker is None:
+            st.warning("The slow-work event source has never run here (`make up` starts it).")
+        elif lane.worker_running:
+            st.success(
+                f"Slow-work event source running · pid {worker.pid} · {worker.in_flight} of {worker.pollers} "
+                f"pollers busy · {worker.batches} batches, {worker.left_for_redelivery} left for redelivery, "
+                f"last batch {_ago(worker.last_batch_at, now)}"
+            )
+        else:
+            st.error(f"Slow-work event source not running: last heartbeat {_ago(worker.heartbeat_at, now)}.")
+    for part, problem in lane.errors.items():
+        st.warning(f"{part}: {formatting.md_escape(problem)}")
+
+
 live_health()
+live_slow_lane()
 live_stuck()

@@ -22,7 +22,9 @@ Starts its own in-memory DynamoDB Local and the API twin as ``streamdesk api`` (
 - latency: the plain load sent at half the plain drain rate, accepted -> finished p50/p99 from the items'
   own timestamps;
 - head-of-line: the same load with one 5 s request sent first; how much later p99 of the requests accepted
-  after it exceeds the p99 without it.
+  after it exceeds the p99 without it; once with the slow lane (the 5 s request is handed off to the
+  SQS twin and the slow-work event source, as ``make up`` runs them) and once without it (its threshold
+  set above any request's delay, so the 5 s run in the stream's ordered path, as before).
 Absolute numbers drift on shared machines; compare the ratios. No assertions.
 """
 
@@ -55,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from streamdesk_processor import item as attr
 
 from backend.local.dynamodb_local import DynamoDBLocal, free_port
+from backend.local.slow_lane_stack import slow_lane_in_process
 from backend.local.table import ensure_table
 from backend.local.trigger import run_trigger
 from backend.settings import LOCAL_ACCESS_KEY, LOCAL_REGION, LOCAL_SECRET_KEY, Settings, load_settings
@@ -254,10 +257,11 @@ def latencies(items: list[dict[str, Any]]) -> list[float]:
     return [float(stamp(i, attr.FINISHED_AT) - stamp(i, attr.CREATED_AT)) for i in items]
 
 
-def bench_settings(port: int, data_dir: Path, table: str) -> Settings:
+def bench_settings(port: int, data_dir: Path, table: str, sqs_port: int | None = None) -> Settings:
     return load_settings(
-        dynamodb_port=port, table=table, data_dir=data_dir / table, STREAMDESK_API_KEY="bench-key-0123456789"
-    )
+        dynamodb_port=port, table=table, data_dir=data_dir / table, STREAMDESK_API_KEY="bench-key-0123456789",
+        sqs_port=sqs_port or free_port(),
+    )  # fmt: skip
 
 
 def ingest(settings: Settings, template: Template, ddb: Any, seconds: float) -> None:
@@ -314,9 +318,11 @@ class Phases:
         self.ddb = ddb
 
     @contextmanager
-    def table(self, name: str) -> Iterator[tuple[Settings, Template]]:
+    def table(
+        self, name: str, parameters: dict[str, str] | None = None
+    ) -> Iterator[tuple[Settings, Template]]:
         """A fresh table for one phase, deleted after it (its items and stream are gone from the engine)."""
-        template = Template.load(local=LocalValues(refs={"RequestsTable": name}))
+        template = Template.load(local=LocalValues(refs={"RequestsTable": name}, parameters=parameters or {}))
         ensure_table(self.ddb, name, template)
         try:
             yield bench_settings(self._ddb_local.port, self._data_dir, name), template
@@ -348,9 +354,20 @@ def pipeline(phases: Phases, concurrency: int, seconds: float, backlog: int, rou
           f"{indexed:.1f}/s against {raw:.1f}/s raw right before = {indexed / raw:.2f}x\n")  # fmt: skip
     mixed_rate, _ = run_drain(phases, "streamdesk-mixed", mixed_bodies(backlog, random.Random(7)), counter)
     print(f"mixed drain: {mixed_rate:7.1f}/s   ratio to plain {mixed_rate / plain_rate:.2f}x\n")
-    with phases.table("streamdesk-latency") as (settings, template), api_process(settings) as base_url:
-        submit = Submitter(base_url, settings.api_key, 16)
-        head_of_line(settings, template, phases.ddb, submit, plain_rate / 2)
+    head_of_line_phases(phases, plain_rate / 2)
+
+
+def head_of_line_phases(phases: Phases, rate: float) -> None:
+    """The 5 s request's delay without the slow lane (a threshold no request reaches: the 5 s run in
+    the stream's lane, as before the slow lane), then with it (the template's threshold)."""
+    for lane, parameters in (("without the slow lane", NO_SLOW_LANE), ("with the slow lane", {})):
+        with (
+            phases.table(f"streamdesk-latency-{len(parameters)}", parameters) as (settings, template),
+            api_process(settings) as base_url,
+            slow_lane_in_process(settings, template),
+        ):
+            submit = Submitter(base_url, settings.api_key, 16)
+            head_of_line(settings, template, phases.ddb, submit, rate, lane)
 
 
 def plain_round(
@@ -374,7 +391,12 @@ def run_drain(phases: Phases, table: str, bodies: list[str], counter: WriteCount
         return drain(settings, template, submit, phases.ddb, bodies, counter)
 
 
-def head_of_line(settings: Settings, template: Template, ddb: Any, submit: Submitter, rate: float) -> None:
+NO_SLOW_LANE = {"SlowWorkThresholdMs": "1000000000"}
+
+
+def head_of_line(
+    settings: Settings, template: Template, ddb: Any, submit: Submitter, rate: float, lane: str
+) -> None:
     count = max(20, int(rate * 8))
     with running_trigger(settings, template):
         base_ids = submit.put_at_rate([BODY] * count, rate)
@@ -384,7 +406,7 @@ def head_of_line(settings: Settings, template: Template, ddb: Any, submit: Submi
         after = latencies(wait_finished(ddb, settings.table, ids[1:], 120))
         wait_finished(ddb, settings.table, ids[:1], 60)
     p50, p99 = statistics.median(base), percentile(base, 99)
-    print(f"latency at half the plain drain rate ({rate:.1f}/s, {count} requests)")
+    print(f"latency at half the plain drain rate ({rate:.1f}/s, {count} requests), {lane}")
     print(f"  accepted -> finished: p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
     delay = percentile(after, 99) - p99
     print(f"  after one 5 s request: p99 {percentile(after, 99):7.1f} ms   delay {delay:7.1f} ms "
@@ -396,8 +418,22 @@ def main() -> int:
     parser.add_argument("--backlog", type=int, default=600, help="requests in each drain backlog")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each throughput run")
     parser.add_argument("--rounds", type=int, default=3, help="plain drains (the median is reported)")
+    parser.add_argument(
+        "--head-of-line-rate", type=float, default=None,
+        help="only the 5 s request's delay, at this many requests a second, on a fresh engine",
+    )  # fmt: skip
     args = parser.parse_args()
     concurrency = int(os.environ.get("PROCESSOR_CONCURRENCY", PROCESSOR_CONCURRENCY_DEFAULT))
+    if args.head_of_line_rate is not None:
+        with tempfile.TemporaryDirectory() as data_dir:
+            ddb_local = DynamoDBLocal.start()
+            try:
+                phases = Phases(ddb_local, Path(data_dir), ddb_client(ddb_local.endpoint, 64))
+                run_drain(phases, "streamdesk-warm-up-drain", [BODY] * 100, WriteCounter())
+                head_of_line_phases(phases, args.head_of_line_rate)
+            finally:
+                ddb_local.stop()
+        return 0
     with tempfile.TemporaryDirectory() as data_dir:
         # Ingest on an engine of its own, stopped before the drains: the thousands of items and stream
         # records it leaves behind must not slow the engine the drains and their ceilings run on.

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from backend.local.dynamodb_local import DynamoDBLocal, client
+from backend.local.dynamodb_local import DynamoDBLocal, client, free_port
 from backend.local.table import ensure_table
 from backend.settings import Settings
 from backend.template import LocalValues, Template
@@ -60,6 +60,7 @@ def settings(dynamodb_local: DynamoDBLocal, table_name: str, tmp_path: Path) -> 
     """Settings for one test: the test table, a private data dir, a fixed API key."""
     return Settings(
         dynamodb_port=dynamodb_local.port,
+        sqs_port=free_port(),  # the slow lane's SQS twin, when a test runs one (each its own)
         table=table_name,
         data_dir=tmp_path / "data",
         STREAMDESK_API_KEY="test-key-0123456789",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import streamlit as st
 from pydantic import ValidationError
@@ -22,6 +23,7 @@ from backend import clock
 from backend.computed.failure_view import FailuresView
 from backend.computed.health import HealthReport, load_health
 from backend.computed.overview import Overview, load_overview
+from backend.computed.slow_lane_health import SlowLaneHealth, local_slow_lane
 from backend.computed.stuck import StuckRequest, TriggerHealth
 from backend.operations import Pipeline
 from backend.settings import Settings, load_settings
@@ -230,6 +232,39 @@ def export_details(settings: Settings, flt: RequestFilter) -> Iterator[RequestDe
     return store_for(settings).export(flt)
 
 
+@st.cache_resource(show_spinner=False)
+def _sqs_for(key: str, _settings: Settings) -> Any:
+    """One SQS client per stack (the local twin, or the deployed stack's region)."""
+    if _settings.stack:
+        from backend.deployed.stack import session_for
+
+        return session_for(_settings).client("sqs")
+    from backend.local.sqs_event_source import sqs_client
+
+    return sqs_client(_settings, attempts=1, timeout=2)  # the page says the twin is down, it does not wait
+
+
+@st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
+def _slow_lane(key: str, now: int, _settings: Settings) -> SlowLaneHealth:
+    if _settings.stack:
+        from backend.deployed.slow_lane import deployed_slow_lane
+        from backend.deployed.stack import session_for
+
+        session = session_for(_settings)
+        return deployed_slow_lane(
+            _settings.stack,
+            session.client("cloudformation"),
+            _sqs_for(key, _settings),
+            session.client("cloudwatch"),
+        )
+    return local_slow_lane(_settings, _sqs_for(key, _settings), now)
+
+
+def cached_slow_lane(settings: Settings, now: int) -> SlowLaneHealth:
+    """The slow lane's queues and (locally) its event source (never raises: problems are in ``errors``)."""
+    return _slow_lane(fingerprint(settings), now, settings)
+
+
 def clear_caches() -> None:
     """Forget every cached read (the "Refresh now" button, and after a change): the next read goes to
     DynamoDB and to the deployed stack."""
@@ -245,5 +280,6 @@ def clear_caches() -> None:
         _deployed_health,
         _deployed_trigger_health,
         _stuck,
+        _slow_lane,
     ):
         cached.clear()

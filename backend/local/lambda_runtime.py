@@ -97,6 +97,7 @@ def function_environment(settings: Settings, function: FunctionConfig, log_strea
             "AWS_REGION": settings.region,
             "AWS_DEFAULT_REGION": settings.region,
             "AWS_ENDPOINT_URL_DYNAMODB": settings.dynamodb_url,
+            "AWS_ENDPOINT_URL_SQS": settings.sqs_url,
             "AWS_ACCESS_KEY_ID": str(kwargs.get("aws_access_key_id") or LOCAL_ACCESS_KEY),
             "AWS_SECRET_ACCESS_KEY": str(kwargs.get("aws_secret_access_key") or LOCAL_SECRET_KEY),
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,

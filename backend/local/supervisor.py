@@ -33,17 +33,24 @@ from backend.local.restarts import RestartPolicy, describe_exit
 from backend.local.table import ensure_table
 from backend.local.trigger_files import trigger_files
 from backend.settings import Settings
+from backend.slow_work_state import SlowWorkState
 from backend.stack_restarts import RESTARTS_FILE
 from backend.template import FUNCTION_ID, PROJECT_ROOT, ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, TABLE_ID
 from backend.trigger_state import TriggerState
 
-_COLOURS = {"dynamodb": "34", "api": "32", "trigger": "35", "rollups": "95", "dashboard": "36", "stack": "33"}
+_COLOURS = {
+    "dynamodb": "34", "sqs": "94", "api": "32", "trigger": "35", "slow-work": "91", "rollups": "95",
+    "dashboard": "36", "stack": "33",
+}  # fmt: skip
 # What a component's absence means while it is being restarted (said with its death).
 WHILE_DOWN = {
     "dynamodb": "the API answers 503 (nothing stored); the trigger waits for the table, spending no retries",
     "api": "clients cannot connect; a PUT cut off may have been stored: retry it with its Idempotency-Key",
     "trigger": "requests are accepted and wait in the stream; the trigger resumes from its checkpoint",
     "rollups": "the rollups fall behind (records wait in the stream); it resumes from its own checkpoint",
+    "sqs": "long requests run in the stream (they cannot be handed off); the queued ones are on disk",
+    "slow-work": "handed-off requests wait in the queue; one it was running comes back after the "
+    "visibility timeout and resumes after its last completed step",
     "dashboard": "the dashboard is unavailable; the pipeline is not affected",
 }
 _PR_SET_PDEATHSIG = 1
@@ -162,11 +169,17 @@ def build_components(settings: Settings) -> list[Component]:
             dynamodb_local.build_command(settings.dynamodb_port, db_path=db_dir),
             lambda _component: _dynamodb_answers(settings),
         ),
+        Component("sqs", _python_component("sqs"), _tcp_ready(host, settings.sqs_port)),
         Component("api", _python_component("api"), _tcp_ready(host, settings.api_port)),
         Component(
             "trigger",
             _python_component("trigger", "--function", FUNCTION_ID),
             lambda c: _state_written_by(trigger_files(settings, FUNCTION_ID).state, c),
+        ),
+        Component(
+            "slow-work",
+            _python_component("slow-work"),
+            lambda c: _slow_work_state_written_by(settings.slow_work_state_path, c),
         ),
         Component(
             "rollups",
@@ -198,9 +211,18 @@ def _state_written_by(state_file: Path, component: Component) -> bool:
     return component.process is not None and state.pid == component.process.pid
 
 
+def _slow_work_state_written_by(state_file: Path, component: Component) -> bool:
+    try:
+        state = SlowWorkState.from_json(json.loads(state_file.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False
+    return component.process is not None and state.pid == component.process.pid
+
+
 def _check_ports(settings: Settings) -> None:
     for what, port in (
         ("DynamoDB Local", settings.dynamodb_port),
+        ("the SQS twin", settings.sqs_port),
         ("the API", settings.api_port),
         ("the dashboard", settings.dashboard_port),
     ):
@@ -208,7 +230,7 @@ def _check_ports(settings: Settings) -> None:
             raise StackError(
                 f"port {port} for {what} is in use on {settings.host}: is another `make up` running? "
                 "Stop it, or choose other ports (STREAMDESK_DYNAMODB_PORT, STREAMDESK_API_PORT, "
-                "STREAMDESK_DASHBOARD_PORT)."
+                "STREAMDESK_DASHBOARD_PORT, STREAMDESK_SQS_PORT)."
             )
 
 
@@ -241,6 +263,7 @@ def banner(settings: Settings) -> str:
             f"  API        {url}   PUT /requests, GET and DELETE /requests/{{id}}",
             f"  API key    {key}   (header x-api-key; {key_source(settings)})",
             f"  DynamoDB   {settings.dynamodb_url}   table {settings.table}",
+            f"  SQS        {settings.sqs_url}   the slow-work queue (SQS twin)",
             f"  Data       {settings.data_dir}",
             "Try:",
             f"  curl -s -X PUT {url}/requests -H 'x-api-key: {key}' -H 'content-type: application/json' "

@@ -6,7 +6,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 # boto3 reads these by itself; they are listed so that a change of endpoint rebuilds the client.
-ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
+ENDPOINT_VARIABLES = (
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+)
 
 
 def table_name(environ: Mapping[str, str], name: str, error: type[Exception]) -> str:

@@ -55,6 +55,11 @@ RESOLUTION: Final = "resolution"  # M, why a failure was closed: RESOLUTION_* ke
 TRAIL: Final = "trail"  # L of M, every action by a person, oldest first: TRAIL_* keys
 RESUBMITTED_FROM: Final = "resubmittedFrom"  # S, the request this one was resubmitted from
 RESUBMITTED_AS: Final = "resubmittedAs"  # SS, the requests resubmitted from this one
+# The slow lane (docs/slow-lane.md): while a request's long steps wait for or run in the slow-work worker,
+# it stays PROCESSING, `claim` is the hand-off token (`slow:<eventID>`, then `slow:<eventID>/<delivery>`
+# while a worker holds it) and these two are set; both are removed with the outcome.
+HANDOFF: Final = "handoff"  # M, HANDOFF_* keys: which record handed it off, at which step, when
+LEASE_UNTIL: Final = "leaseUntil"  # N, epoch ms until which the worker's claim holds (its timeout)
 
 # Keys of the resolution map.
 RESOLUTION_REASON: Final = "reason"  # S, one of ResolveReason
@@ -126,6 +131,11 @@ def state_bucket(status: str, shard: str) -> str:
     """The ``stateBucket`` value of an item in ``status`` on write shard ``shard``."""
     return f"{status}{BUCKET_SEPARATOR}{shard}"
 
+
+# Keys of the hand-off map.
+HANDOFF_TOKEN: Final = "token"  # S, the hand-off token (the claim while no worker holds it)
+HANDOFF_STEP: Final = "step"  # S, the first step left to the worker
+HANDOFF_AT: Final = "at"  # N, epoch ms of the hand-off
 
 # Keys of the error map (error and lastError).
 ERROR_TYPE: Final = "type"

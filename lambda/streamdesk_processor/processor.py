@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +19,11 @@ from streamdesk_processor.batch import run_batch
 from streamdesk_processor.bounds import bounded_summary, head, tail
 from streamdesk_processor.config import ProcessorConfig
 from streamdesk_processor.errors import BusinessError, InvalidRequestError, StreamdeskError, TransientError
+from streamdesk_processor.item import Status
 from streamdesk_processor.log import logger
-from streamdesk_processor.records import Claimed, ClaimLost, ErrorInfo, RequestRecords, StepRecord
+from streamdesk_processor.records import Claimed, ClaimLost, ErrorInfo, Refused, RequestRecords, StepRecord
 from streamdesk_processor.simulate import Simulation
+from streamdesk_processor.slow_lane import HandOff, SlowWorkQueue, handoff_token, is_long
 from streamdesk_processor.steps import STEPS, Step, StepContext
 from streamdesk_processor.stream import Ignored, Work, classify
 
@@ -44,6 +47,17 @@ class Outcome(StrEnum):
     IGNORED = "IGNORED"  # not work for the processor (TTL deletion, its own update, ...)
     SKIPPED = "SKIPPED"  # the request is finished or claimed by another record
     CLAIM_LOST = "CLAIM_LOST"  # taken over mid-way by another invocation of the same record
+    HANDED_OFF = "HANDED_OFF"  # left to the slow lane before a long step (docs/slow-lane.md)
+    BUSY = "BUSY"  # slow lane: another delivery of the same hand-off holds a live lease
+
+
+@dataclass(frozen=True)
+class SlowDelivery:
+    """The slow lane's side of a run: the hand-off it continues and the queue's delivery count, which
+    decide a transient failure (released for redelivery, or FAILED at the last delivery)."""
+
+    handoff_token: str
+    receive_count: int
 
 
 class StreamProcessor:
@@ -63,6 +77,7 @@ class StreamProcessor:
         steps: Sequence[Step] = STEPS,
         clock: Clock = time.time,
         sleep: Sleep = time.sleep,
+        slow_work: SlowWorkQueue | None = None,
     ) -> None:
         if not steps:
             raise ValueError("the business logic needs at least one step")
@@ -74,6 +89,8 @@ class StreamProcessor:
         self._steps = tuple(steps)
         self._clock = clock
         self._sleep = sleep
+        # Long steps are handed off only when the deployment has the slow lane (a queue to send to).
+        self._slow_work = slow_work if config.hands_off else None
         # Requests wait mostly on their DynamoDB writes: running different requests of a batch at once
         # keeps one slow request from holding up the rest (config.concurrency bounds it).
         self._pool = (
@@ -107,19 +124,68 @@ class StreamProcessor:
             return Outcome.IGNORED
         log_keys: dict[str, Any] = {"requestId": decision.request_id, "eventID": decision.token}
         claimed = self._records.claim(decision.request_id, decision.token, decision.shard, self._now_ms())
-        if claimed is None:
+        if isinstance(claimed, Refused):
+            if claimed.status == Status.PROCESSING and claimed.claim == handoff_token(decision.token):
+                # This record handed the request off, and its invocation ended before the message was
+                # known to be sent (a crash): send it again. A duplicate message is harmless, the
+                # worker's claim takes a hand-off once.
+                if self._send(decision, claimed.handoff_step or "", log_keys):
+                    return Outcome.HANDED_OFF
+                try:
+                    taken = self._records.take_back(
+                        decision.request_id, decision.token, handoff_token(decision.token), self._now_ms()
+                    )
+                except ClaimLost:
+                    return Outcome.HANDED_OFF  # a worker has it after all
+                return self.run_claimed(decision, taken, log_keys, hand_off=False)
             # Redelivery of a finished request, or a request another record holds: nothing to do.
             logger.info("request not claimable (finished or claimed elsewhere); skipped", extra=log_keys)
             return Outcome.SKIPPED
         log_keys["attempt"] = claimed.attempts
         logger.info("request claimed", extra={**log_keys, "completedSteps": sorted(claimed.steps)})
+        return self.run_claimed(decision, claimed, log_keys)
+
+    def run_claimed(
+        self,
+        work: Work,
+        claimed: Claimed,
+        log_keys: dict[str, Any],
+        slow: SlowDelivery | None = None,
+        *,
+        hand_off: bool = True,
+    ) -> Outcome:
+        """Run a claimed request's remaining steps and record the outcome (``slow``: in the slow lane;
+        ``hand_off`` False: run long steps here too)."""
         try:
-            return self._run(decision, claimed, log_keys)
+            return self._run(work, claimed, log_keys, slow, hand_off=hand_off and slow is None)
         except ClaimLost:
             logger.warning("claim lost mid-way; another invocation owns the request", extra=log_keys)
             return Outcome.CLAIM_LOST
 
-    def _run(self, work: Work, claimed: Claimed, log_keys: dict[str, Any]) -> Outcome:
+    def _send(self, work: Work, step: str, log_keys: dict[str, Any]) -> bool:
+        """Send the hand-off message; False if the queue cannot take it (unreachable, or no slow lane
+        configured any more): the caller then takes the request back and runs the steps here, so an SQS
+        outage costs latency, never a request (docs/slow-lane.md)."""
+        if self._slow_work is None:
+            logger.warning("a hand-off without the slow lane configured; running it here", extra=log_keys)
+            return False
+        try:
+            self._slow_work.send(HandOff(work.request_id, handoff_token(work.token), work.shard, step or "?"))
+        except Exception:  # BotoCoreError, ClientError: the SDK's own retries are spent
+            logger.exception("the slow-work queue did not take the hand-off; running it here", extra=log_keys)
+            return False
+        logger.info("request handed off to the slow lane", extra={**log_keys, "step": step})
+        return True
+
+    def _run(
+        self,
+        work: Work,
+        claimed: Claimed,
+        log_keys: dict[str, Any],
+        slow: SlowDelivery | None,
+        *,
+        hand_off: bool,
+    ) -> Outcome:
         try:
             request = parse_request(claimed.request)
             # Off unless the deployment allows it: then `simulate` is only data in the body.
@@ -146,6 +212,17 @@ class StreamProcessor:
                 step=step.name,
                 number=number,
             )
+            threshold = self.config.slow_work_threshold_ms
+            if hand_off and self._slow_work is not None and is_long(step, ctx, simulation, threshold):
+                # Written first, then sent: a crash between the two leaves a hand-off that this record's
+                # redelivery finds (its claim is refused on our hand-off token) and sends again.
+                token = handoff_token(work.token)
+                self._records.hand_off(work.request_id, work.token, token, step.name, self._now_ms())
+                if self._send(work, step.name, log_keys):
+                    return Outcome.HANDED_OFF
+                # The queue did not take it: the request is this record's again, and runs on here.
+                self._records.take_back(work.request_id, work.token, token, self._now_ms())
+                hand_off = False
             try:
                 simulation.before_step(
                     number=number,
@@ -158,6 +235,8 @@ class StreamProcessor:
             except BusinessError as error:
                 return self._finish_failed(work, error, step.name, log_keys)
             except Exception as error:  # TransientError, or a bug in the step: retried while retries remain
+                if slow is not None:
+                    return self._retry_or_fail_slow(work, slow, error, step.name, log_keys)
                 return self._retry_or_fail(work, claimed, error, step.name, log_keys)
             record = StepRecord(at=self._now_ms(), attempt=claimed.attempts, output=output)
             outputs.update(output)
@@ -208,6 +287,24 @@ class StreamProcessor:
                 "unexpected error in a step; the trigger will retry", extra={**log_keys, "step": step}
             )
         # Raised so that Powertools reports this record in batchItemFailures.
+        raise error
+
+    def _retry_or_fail_slow(
+        self, work: Work, slow: SlowDelivery, error: Exception, step: str, log_keys: dict[str, Any]
+    ) -> Outcome:
+        """A transient failure in the slow lane: retried by the queue's redelivery (after its visibility
+        timeout) until the last delivery the queue makes before its dead-letter queue; that one ends the
+        request FAILED, so that it is kept for people (and a redrive resumes it through the stream)."""
+        if slow.receive_count >= self.config.slow_work_max_receives:
+            return self._finish_failed(work, error, step, log_keys)
+        info = error_info(error, step)
+        self._records.release_to_slow_lane(
+            work.request_id, work.token, slow.handoff_token, info, self._now_ms()
+        )
+        logger.warning(
+            "transient failure in the slow lane; the queue will deliver it again",
+            extra={**log_keys, "step": step, "receiveCount": slow.receive_count},
+        )
         raise error
 
     def _now_ms(self) -> int:

@@ -42,6 +42,17 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A claim the condition refused, and what the item held then (to tell a hand-off of one's own, or a
+    worker still holding its lease, from a request that is finished or someone else's)."""
+
+    status: str | None
+    claim: str | None
+    lease_until: int | None
+    handoff_step: str | None = None
+
+
+@dataclass(frozen=True)
 class ErrorInfo:
     """The recorded shape of an error (already bounded)."""
 
@@ -70,8 +81,8 @@ class RequestRecords:
         self._client = client
         self._table = table_name
 
-    def claim(self, request_id: str, token: str, shard: str, now_ms: int) -> Claimed | None:
-        """Take the request for processing; None if it is finished or claimed by another record.
+    def claim(self, request_id: str, token: str, shard: str, now_ms: int) -> Claimed | Refused:
+        """Take the request for processing; :class:`Refused` if it is finished or claimed by another record.
 
         Succeeds when the request is PENDING, or PROCESSING under this same token (an earlier invocation
         with this record died mid-way: the redelivery takes over instead of leaving the item stuck).
@@ -110,18 +121,143 @@ class RequestRecords:
                     ":noSteps": {"M": {}},
                 },
                 ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if _condition_failed(error):
-                return None
+                return _refused(error)
             raise
-        attributes = answer["Attributes"]
-        request = attributes.get(item.REQUEST, {}).get("S")
-        return Claimed(
-            request_id=request_id,
-            request=request,
-            attempts=int(attributes[item.ATTEMPTS]["N"]),
-            steps=_steps(attributes.get(item.STEPS, {}).get("M", {})),
+        return _claimed(request_id, answer["Attributes"])
+
+    def take_over(
+        self,
+        request_id: str,
+        handoff_token: str,
+        delivery_token: str,
+        *,
+        new_attempt: bool,
+        now_ms: int,
+        lease_until: int,
+    ) -> Claimed | Refused:
+        """The slow-work worker's claim of a handed-off request (docs/slow-lane.md).
+
+        Succeeds while the request is PROCESSING and either waits under ``handoff_token`` or is held by an
+        earlier delivery of the same hand-off whose lease has passed (that worker died or timed out). A
+        duplicate delivery while another one holds a live lease, or a message of a hand-off since
+        finished or replaced, is refused. ``new_attempt``: a redelivery counts as a new attempt.
+        """
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={item.ID: {"S": request_id}},
+                # A new attempt (a redelivery) starts now, as the stream's claim records it.
+                UpdateExpression=(
+                    "SET #claim = :delivery, #lease = :leaseUntil, #updatedAt = :now, "
+                    "#attempts = if_not_exists(#attempts, :zero) + :increment"
+                    + (", #startedAt = :now" if new_attempt else "")
+                ),
+                ConditionExpression=(
+                    "#status = :processing AND (#claim = :handoff OR "
+                    "(begins_with(#claim, :deliveryPrefix) AND #lease < :now))"
+                ),
+                ExpressionAttributeNames={
+                    "#status": item.STATUS,
+                    "#claim": item.CLAIM,
+                    "#lease": item.LEASE_UNTIL,
+                    "#updatedAt": item.UPDATED_AT,
+                    "#attempts": item.ATTEMPTS,
+                    **({"#startedAt": item.STARTED_AT} if new_attempt else {}),
+                },
+                ExpressionAttributeValues={
+                    ":processing": {"S": Status.PROCESSING.value},
+                    ":handoff": {"S": handoff_token},
+                    ":deliveryPrefix": {"S": handoff_token + "/"},
+                    ":delivery": {"S": delivery_token},
+                    ":leaseUntil": {"N": str(lease_until)},
+                    ":now": {"N": str(now_ms)},
+                    ":zero": {"N": "0"},
+                    ":increment": {"N": "1" if new_attempt else "0"},
+                },
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                return _refused(error)
+            raise
+        return _claimed(request_id, answer["Attributes"])
+
+    def hand_off(self, request_id: str, token: str, handoff_token: str, step: str, now_ms: int) -> None:
+        """Leave the request to the slow lane before ``step``: the claim becomes the hand-off token (the
+        status stays PROCESSING). One write, under this record's claim, before the message is sent."""
+        self._update(
+            request_id,
+            token,
+            "SET #claim = :handoff, #handoff = :entry, #updatedAt = :now",
+            names={"#claim": item.CLAIM, "#handoff": item.HANDOFF, "#updatedAt": item.UPDATED_AT},
+            values={
+                ":handoff": {"S": handoff_token},
+                ":now": {"N": str(now_ms)},
+                ":entry": {
+                    "M": {
+                        item.HANDOFF_TOKEN: {"S": handoff_token},
+                        item.HANDOFF_STEP: {"S": step},
+                        item.HANDOFF_AT: {"N": str(now_ms)},
+                    }
+                },
+            },
+        )
+
+    def take_back(self, request_id: str, token: str, handoff_token: str, now_ms: int) -> Claimed:
+        """Undo a hand-off whose message could not be sent (the queue unreachable): the claim is this
+        record's again and the steps run here. Conditional on no worker having taken it meanwhile
+        (:class:`ClaimLost` if one has: the message did arrive, and the worker owns the request)."""
+        try:
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={item.ID: {"S": request_id}},
+                UpdateExpression="SET #claim = :token, #updatedAt = :now REMOVE #handoff",
+                ConditionExpression="#status = :processing AND #claim = :handoff",
+                ExpressionAttributeNames={
+                    "#claim": item.CLAIM,
+                    "#updatedAt": item.UPDATED_AT,
+                    "#handoff": item.HANDOFF,
+                    "#status": item.STATUS,
+                },
+                ExpressionAttributeValues={
+                    ":token": {"S": token},
+                    ":now": {"N": str(now_ms)},
+                    ":processing": {"S": Status.PROCESSING.value},
+                    ":handoff": {"S": handoff_token},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _condition_failed(error):
+                raise ClaimLost(f"request {request_id} was taken by the slow lane meanwhile") from None
+            raise
+        return _claimed(request_id, answer["Attributes"])
+
+    def release_to_slow_lane(
+        self, request_id: str, token: str, handoff_token: str, error: ErrorInfo, now_ms: int
+    ) -> None:
+        """After a transient failure in the slow lane: back to waiting under the hand-off token (still
+        PROCESSING), with ``lastError``; the queue redelivers the message after its visibility timeout."""
+        self._update(
+            request_id,
+            token,
+            "SET #claim = :handoff, #updatedAt = :now, #lastError = :error REMOVE #lease",
+            names={
+                "#claim": item.CLAIM,
+                "#updatedAt": item.UPDATED_AT,
+                "#lastError": item.LAST_ERROR,
+                "#lease": item.LEASE_UNTIL,
+            },
+            values={
+                ":handoff": {"S": handoff_token},
+                ":now": {"N": str(now_ms)},
+                ":error": error.attribute(),
+            },
         )
 
     def record_step(
@@ -165,7 +301,8 @@ class RequestRecords:
             request_id,
             token,
             "SET #status = :succeeded, #finishedAt = :now, #updatedAt = :now, #ttl = :ttl, "
-            f"#result = :result, #stateBucket = :bucket{step_set} REMOVE #claim, #error, #lastError",
+            f"#result = :result, #stateBucket = :bucket{step_set} "
+            "REMOVE #claim, #error, #lastError, #handoff, #lease",
             names={
                 **step_names,
                 "#status": item.STATUS,
@@ -177,6 +314,8 @@ class RequestRecords:
                 "#error": item.ERROR,
                 "#lastError": item.LAST_ERROR,
                 "#stateBucket": item.STATE_BUCKET,
+                "#handoff": item.HANDOFF,
+                "#lease": item.LEASE_UNTIL,
             },
             values={
                 ":succeeded": {"S": Status.SUCCEEDED.value},
@@ -194,7 +333,7 @@ class RequestRecords:
             request_id,
             token,
             "SET #status = :failed, #finishedAt = :now, #updatedAt = :now, #error = :error, "
-            "#stateBucket = :open REMOVE #claim",
+            "#stateBucket = :open REMOVE #claim, #handoff, #lease",
             names={
                 "#status": item.STATUS,
                 "#finishedAt": item.FINISHED_AT,
@@ -202,6 +341,8 @@ class RequestRecords:
                 "#error": item.ERROR,
                 "#stateBucket": item.STATE_BUCKET,
                 "#claim": item.CLAIM,
+                "#handoff": item.HANDOFF,
+                "#lease": item.LEASE_UNTIL,
             },
             values={
                 ":failed": {"S": Status.FAILED.value},
@@ -260,6 +401,27 @@ class RequestRecords:
             if _condition_failed(error):
                 raise ClaimLost(f"request {request_id} is no longer processing under claim {token}") from None
             raise
+
+
+def _claimed(request_id: str, attributes: Mapping[str, Any]) -> Claimed:
+    return Claimed(
+        request_id=request_id,
+        request=attributes.get(item.REQUEST, {}).get("S"),
+        attempts=int(attributes[item.ATTEMPTS]["N"]),
+        steps=_steps(attributes.get(item.STEPS, {}).get("M", {})),
+    )
+
+
+def _refused(error: ClientError) -> Refused:
+    """What the item held when a claim's condition failed (nothing, if it does not exist)."""
+    old: Mapping[str, Any] = error.response.get("Item") or {}  # type: ignore[assignment]
+    lease = old.get(item.LEASE_UNTIL, {}).get("N")
+    return Refused(
+        status=old.get(item.STATUS, {}).get("S"),
+        claim=old.get(item.CLAIM, {}).get("S"),
+        lease_until=int(lease) if lease is not None else None,
+        handoff_step=old.get(item.HANDOFF, {}).get("M", {}).get(item.HANDOFF_STEP, {}).get("S"),
+    )
 
 
 def _condition_failed(error: ClientError) -> bool:

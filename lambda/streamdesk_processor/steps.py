@@ -35,10 +35,19 @@ class StepContext:
 StepFunction = Callable[[StepContext], Mapping[str, Any] | None]
 
 
+EstimateFunction = Callable[[StepContext], float]
+
+
 @dataclass(frozen=True)
 class Step:
+    """A named step. ``long`` (always) or ``estimate_ms`` (a cheap guess from the request, in ms, at or
+    above the deployment's SlowWorkThresholdMs) makes it a long step: the stream processor hands the
+    request to the slow lane before it instead of running it (docs/slow-lane.md)."""
+
     name: str
     run: StepFunction
+    long: bool = False
+    estimate_ms: EstimateFunction | None = None
 
 
 # ------------------------------------------------------------------------------ demo business logic

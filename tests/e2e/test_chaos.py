@@ -1,5 +1,6 @@
-"""Chaos under the supervisor: a mixed load with retrying clients while DynamoDB Local, the API and the
-trigger are each killed with SIGKILL mid-batch. Afterwards every acknowledged request is there and finished
+"""Chaos under the supervisor: a mixed load with retrying clients (long requests among them, handed off to
+the slow lane) while DynamoDB Local, the API, the trigger, the SQS twin and the slow-work event source are
+each killed with SIGKILL mid-batch. Afterwards every acknowledged request is there and finished
 with the outcome it asked for, no completed step ran twice, every key made exactly one request, and the
 stack came back by itself.
 
@@ -42,8 +43,13 @@ VICTIMS = {
     "api": "backend.cli api",
     "trigger": "backend.cli trigger --function ProcessorFunction",
     "rollups": "backend.cli trigger --function RollupsFunction",
+    "slow-work": "backend.cli slow-work",
+    "sqs": "backend.cli sqs",
     "dynamodb": "java -Xms64m",
 }
+# A short timeout and visibility timeout, so that a message the killed worker held comes back within
+# seconds (the template's 60 s and 360 s would hold it for six minutes); the rest is the template's.
+SLOW_LANE_PARAMETERS = {"SlowWorkTimeoutSeconds": "5", "SlowWorkVisibilityTimeoutSeconds": "6"}
 AMBIGUOUS = (httpx.TransportError,)
 ROLLUPS_TEMPLATE = Template.load(
     local=LocalValues(refs={TABLE_ID: TABLE, ROLLUPS_TABLE_ID: f"{TABLE}-rollups"})
@@ -62,15 +68,22 @@ def _orders(count: int, seed: int) -> list[Order]:
     chooser = random.Random(seed)
     orders = []
     for n in range(count):
-        kind = chooser.choice(["ok", "ok", "declined", "flaky"])
+        kind = chooser.choice(["ok", "ok", "declined", "flaky", "long", "long-flaky"])
         simulate: dict[str, Any] = {"delayMs": 200}  # batches take a while: kills land mid-batch
+        if kind.startswith("long"):
+            simulate["delayMs"] = 1200  # at the template's SlowWorkThresholdMs or above: the slow lane
         if kind == "declined":
             simulate.update(fail="card declined", failAtStep=2)
-        elif kind == "flaky":
+        elif kind.endswith("flaky"):
             simulate.update(fail="gateway timeout", transient=True, failTimes=1, failAtStep=3)
         body = json.dumps({"order": n, "simulate": simulate}, sort_keys=True).encode()
         orders.append(
-            Order(str(uuid.uuid4()), body, "FAILED" if kind == "declined" else "SUCCEEDED", kind == "flaky")
+            Order(
+                str(uuid.uuid4()),
+                body,
+                "FAILED" if kind == "declined" else "SUCCEEDED",
+                kind.endswith("flaky"),
+            )
         )
     return orders
 
@@ -110,14 +123,16 @@ def _final(stack: Stack, request_id: str, deadline: float) -> dict[str, Any]:
         time.sleep(0.3)
 
 
-def _wait_mid_batch(ddb: Any) -> None:
-    """Until the processor holds a request (PROCESSING): a batch is running."""
+def _wait_mid_batch(ddb: Any, slow_lane: bool = False) -> None:
+    """Until the processor holds a request (PROCESSING): a batch is running (``slow_lane``: a slow-work
+    delivery holds one, under its lease)."""
     deadline = time.monotonic() + 30
+    condition = "#s = :p AND attribute_exists(leaseUntil)" if slow_lane else "#s = :p"
     while True:
         try:
             page = ddb.scan(
                 TableName=TABLE,
-                FilterExpression="#s = :p",
+                FilterExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":p": {"S": "PROCESSING"}},
                 Select="COUNT",
@@ -142,7 +157,7 @@ def _kill_and_wait_back(stack: Stack, name: str, seen_back: int) -> None:
 def _load_with_kills(
     stack: Stack, ddb: Any, orders: list[Order], round_number: int
 ) -> dict[str, tuple[str, int]]:
-    """Send ``orders`` from 6 clients while the four components are killed one after another, each
+    """Send ``orders`` from 6 clients while the six components are killed one after another, each
     while a batch is running (the API's while PUTs are in flight)."""
     deadline = time.monotonic() + 240
     answers: dict[str, tuple[str, int]] = {}
@@ -153,8 +168,8 @@ def _load_with_kills(
             o.key: pool.submit(_put_until_answered, stack, o, start + n * PACE_SECONDS, deadline)
             for n, o in enumerate(orders)
         }
-        for name in ("trigger", "rollups", "dynamodb", "api"):
-            _wait_mid_batch(ddb)
+        for name in ("trigger", "rollups", "slow-work", "sqs", "dynamodb", "api"):
+            _wait_mid_batch(ddb, slow_lane=name in ("slow-work", "sqs"))
             _kill_and_wait_back(stack, name, seen_back=round_number)
         for key, future in futures.items():
             answers[key] = future.result()
@@ -216,8 +231,8 @@ def _rollups_match_a_recount(ddb: Any, since_ms: int, orders: int) -> None:
 
 def test_sigkill_each_component_mid_batch_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
     since_ms = int(time.time() * 1000) - 60_000
-    ports = {"api": free_port(), "dynamodb": free_port(), "dashboard": free_port()}
-    stack = start_stack(tmp_path / "data", ports, tmp_path / "up.log")
+    ports = {"api": free_port(), "dynamodb": free_port(), "dashboard": free_port(), "sqs": free_port()}
+    stack = start_stack(tmp_path / "data", ports, tmp_path / "up.log", SLOW_LANE_PARAMETERS)
     try:
         ddb = dynamodb_client(f"http://127.0.0.1:{ports['dynamodb']}", timeout=2.0)
         orders: list[Order] = []
@@ -248,6 +263,8 @@ def test_sigkill_each_component_mid_batch_loses_nothing_and_repeats_nothing(tmp_
         # The stack healed by itself, said truly what happened, and still serves.
         assert stack.process.poll() is None
         _healed_and_said_so(stack, tmp_path / "data")
+        # The long ones went through the slow lane, and the worker killed mid-step was taken over.
+        assert "hand-off claimed" in stack.output()
         retried = sum(1 for _, tries in answers.values() if tries > 1)
         print(f"chaos: {len(orders)} requests, {retried} needed more than one PUT")
         assert stop_stack(stack) == 0

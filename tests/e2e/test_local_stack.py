@@ -8,6 +8,7 @@ test, tests/e2e/test_chaos.py.)
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -40,25 +41,30 @@ class Stack:
         return self.log.read_text(errors="replace")
 
 
-def _env(data_dir: Path, ports: dict[str, int]) -> dict[str, str]:
+def _env(data_dir: Path, ports: dict[str, int], parameters: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMDESK_")}
     env.update(
         STREAMDESK_DATA_DIR=str(data_dir),
         STREAMDESK_API_PORT=str(ports["api"]),
         STREAMDESK_DYNAMODB_PORT=str(ports["dynamodb"]),
         STREAMDESK_DASHBOARD_PORT=str(ports["dashboard"]),
+        STREAMDESK_SQS_PORT=str(ports.get("sqs") or free_port()),
         STREAMDESK_TABLE="streamdesk-e2e",
+        STREAMDESK_TEMPLATE_PARAMETERS=json.dumps(parameters or {}),
         PYTHONUNBUFFERED="1",
     )
     return env
 
 
-def start_stack(data_dir: Path, ports: dict[str, int], log: Path) -> Stack:
+def start_stack(
+    data_dir: Path, ports: dict[str, int], log: Path, parameters: dict[str, str] | None = None
+) -> Stack:
+    """``make up`` with these ports (and template parameter overrides, as `sam deploy` takes them)."""
     handle = log.open("a")
     process = subprocess.Popen(
         [sys.executable, "-m", "backend.cli", "up"],
         cwd=PROJECT_ROOT,
-        env=_env(data_dir, ports),
+        env=_env(data_dir, ports, parameters),
         stdout=handle,
         stderr=subprocess.STDOUT,
         text=True,
@@ -91,7 +97,7 @@ def wait_final(client: httpx.Client, url: str, timeout: float = 15.0) -> dict[st
 
 @pytest.fixture()
 def ports() -> dict[str, int]:
-    return {"api": free_port(), "dynamodb": free_port(), "dashboard": free_port()}
+    return {"api": free_port(), "dynamodb": free_port(), "dashboard": free_port(), "sqs": free_port()}
 
 
 @pytest.fixture()
@@ -125,6 +131,11 @@ def test_make_up_serves_processes_and_restarts_without_loss(
         assert failed["status"] == "FAILED"
         assert failed["error"]["message"] == "boom"  # type: ignore[index]
 
+        # A long request goes through the slow lane (the SQS twin and the slow-work event source).
+        slow = client.put(f"{stack.api_url}/requests", json={"simulate": {"delayMs": 1200}}).json()["id"]
+        assert wait_final(client, f"{stack.api_url}/requests/{slow}", timeout=30)["status"] == "SUCCEEDED"
+        assert "hand-off claimed" in stack.output()
+
         assert (
             client.put(f"{stack.api_url}/requests", headers={"x-api-key": "wrong"}, json={}).status_code
             == 403
@@ -136,7 +147,7 @@ def test_make_up_serves_processes_and_restarts_without_loss(
 
     assert stop_stack(stack) == 0
     output = stack.output()
-    for component in ("dynamodb", "api", "trigger", "dashboard"):
+    for component in ("dynamodb", "sqs", "api", "trigger", "slow-work", "dashboard"):
         assert f"{component} stopped" in output
 
     again = start_stack(tmp_path / "data", ports, tmp_path / "up2.log")

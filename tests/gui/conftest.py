@@ -52,6 +52,9 @@ def app_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, tmp_path: Path)
     monkeypatch.setenv("STREAMDESK_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("STREAMDESK_API_KEY", settings.api_key)
     monkeypatch.setenv("STREAMDESK_API_PORT", "9")  # discard port: nothing answers there
+    monkeypatch.setenv(
+        "STREAMDESK_SQS_PORT", str(settings.sqs_port)
+    )  # the test's own (a twin if it runs one)
     clear_streamlit_caches()
     PASSWORD_ATTEMPTS.reset()  # one limiter per server process: each test starts with a full budget
     yield settings

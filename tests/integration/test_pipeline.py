@@ -14,6 +14,7 @@ import pytest
 
 from backend.api_client import ApiClient
 from backend.demo import run_demo
+from backend.local.slow_lane_stack import slow_lane_in_process
 from backend.local.trigger import run_trigger
 from backend.samples import SAMPLES
 from backend.settings import Settings
@@ -28,7 +29,11 @@ def api(settings: Settings, template: Template) -> Iterator[ApiClient]:
     trigger = threading.Thread(target=run_trigger, args=(settings, template, stop), daemon=True)
     trigger.start()
     try:
-        with running_api(settings, template) as base_url, ApiClient(base_url, settings.api_key) as client:
+        with (
+            slow_lane_in_process(settings, template),  # long requests (the demo's slow one) go there
+            running_api(settings, template) as base_url,
+            ApiClient(base_url, settings.api_key) as client,
+        ):
             yield client
     finally:
         stop.set()
@@ -83,6 +88,19 @@ def test_make_demo_takes_every_sample_to_its_end(
     for kind in SAMPLES:
         line = next(line for line in out.splitlines() if line.endswith(kind))
         assert line.split()[0] == ("FAILED" if kind in expected_failed else "SUCCEEDED"), line
+
+
+def test_a_long_request_goes_through_the_slow_lane_and_back(
+    api: ApiClient, ddb: Any, settings: Settings
+) -> None:
+    """Through the real trigger, the SQS twin and its event source: handed off, finished by the worker."""
+    accepted = api.submit({"order": 1, "simulate": {"delayMs": 1200}})
+    done = follow(api, str(accepted.id), timeout=30)
+    assert done["status"] == "SUCCEEDED", done
+    assert done["attempts"] == 1
+    stored = read_item(ddb, settings.table, str(accepted.id))
+    assert step_attempts(stored) == {"validate": 1, "reserve": 1, "charge": 1, "notify": 1}
+    assert "handoff" not in stored and "leaseUntil" not in stored
 
 
 def test_a_viewer_cannot_submit_through_the_backend(api: ApiClient, ddb: Any, settings: Settings) -> None:

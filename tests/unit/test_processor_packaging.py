@@ -13,7 +13,7 @@ from backend.template import FUNCTION_ID, PROJECT_ROOT, ROLLUPS_FUNCTION_ID, Tem
 LAMBDA_DIR = PROJECT_ROOT / "lambda"
 ALLOWED = {"boto3", "botocore", "aws_lambda_powertools", "streamdesk_processor", "streamdesk_rollups"}
 # Type stubs, imported only under `if TYPE_CHECKING:` (checked at run time below).
-TYPING_ONLY = {"mypy_boto3_dynamodb"}
+TYPING_ONLY = {"mypy_boto3_dynamodb", "mypy_boto3_sqs"}
 
 
 def imported_top_level_modules(path: Path) -> set[str]:

@@ -418,7 +418,8 @@ def _alarm(template: Template, namespace: str, metric: str) -> dict[str, Any]:
     alarms = [
         template.properties(logical_id)
         for logical_id, resource in template.raw["Resources"].items()
-        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        # The slow lane's dead-letter alarm is checked by its own test.
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and logical_id != "SlowWorkDeadLetterAlarm"
     ]
     # Metric-math alarms (no Namespace of their own) are checked by their own tests.
     matching = [a for a in alarms if a.get("Namespace") == namespace and a.get("MetricName") == metric]
@@ -599,6 +600,7 @@ def test_every_trust_policy_is_limited_to_this_account(template: Template) -> No
         "ApiGatewayCloudWatchRole",
         "ProcessorRole",
         "RollupsRole",
+        "SlowWorkRole",
     }
     for logical_id in roles:
         document = template.resolve(roles[logical_id]["Properties"]["AssumeRolePolicyDocument"])
@@ -629,3 +631,68 @@ def test_simulate_is_off_on_aws_unless_the_parameter_turns_it_on(template: Templ
     assert parameter["Default"] == "false" and parameter["AllowedValues"] == ["true", "false"]
     variables = template.resource("ProcessorFunction")["Properties"]["Environment"]["Variables"]
     assert variables["ALLOW_SIMULATE"].name == "Ref" and variables["ALLOW_SIMULATE"].value == "AllowSimulate"
+
+
+# ------------------------------------------------------------------------------------------ slow lane
+def _actions_by_resource(template: Template, role: str) -> dict[str, set[str]]:
+    granted: dict[str, set[str]] = {}
+    for logical_id, statement in _statements(template):
+        if logical_id == role:
+            for resource in _as_list(statement["Resource"]):
+                granted.setdefault(resource, set()).update(_as_list(statement["Action"]))
+    return granted
+
+
+def test_the_processor_may_only_send_to_the_slow_work_queue(template: Template) -> None:
+    granted = _actions_by_resource(template, "ProcessorRole")
+    assert granted[template.get_att("SlowWorkQueue", "Arn")] == {"sqs:SendMessage"}
+    assert template.get_att("SlowWorkDeadLetterQueue", "Arn") not in granted
+
+
+def test_the_slow_work_function_only_receives_and_deletes_on_its_queue(template: Template) -> None:
+    function = template.properties("SlowWorkFunction")
+    assert function["Role"] == template.get_att("SlowWorkRole", "Arn")
+    assert "Policies" not in function and "ManagedPolicyArns" not in template.properties("SlowWorkRole")
+    granted = _actions_by_resource(template, "SlowWorkRole")
+    # GetQueueAttributes: Lambda's SQS event source needs it, with receive and delete (and nothing else).
+    assert granted[template.get_att("SlowWorkQueue", "Arn")] == {
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+    }  # fmt: skip
+    assert granted[template.get_att(TABLE_ID, "Arn")] == {"dynamodb:UpdateItem"}
+    assert not any(action.startswith("sqs:SendMessage") for actions in granted.values() for action in actions)
+    assert not any(resource.endswith("/stream/*") for resource in granted)  # not a third stream reader
+
+
+def test_the_slow_work_queue_hides_a_message_6x_the_function_timeout_then_dead_letters_it(
+    template: Template,
+) -> None:
+    queue = template.properties("SlowWorkQueue")
+    timeout = int(template.properties("SlowWorkFunction")["Timeout"])
+    assert int(queue["VisibilityTimeout"]) >= 6 * timeout  # AWS's advice for a Lambda event source
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == template.get_att("SlowWorkDeadLetterQueue", "Arn")
+    receives = queue["RedrivePolicy"]["maxReceiveCount"]
+    # The worker ends a request FAILED at the queue's last delivery: it must know the same count.
+    for function_id in ("SlowWorkFunction", FUNCTION_ID):
+        variables = template.properties(function_id)["Environment"]["Variables"]
+        assert variables["SLOW_WORK_MAX_RECEIVES"] == receives
+        assert variables["SLOW_WORK_QUEUE_URL"] == template.ref("SlowWorkQueue")
+    event = template.properties("SlowWorkFunction")["Events"]["SlowWork"]
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert int(event["Properties"]["BatchSize"]) <= 10
+
+
+def test_the_slow_lane_adds_no_stream_reader(template: Template) -> None:
+    readers = [
+        (logical_id, name)
+        for logical_id, resource in template.raw["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for name, event in (resource["Properties"].get("Events") or {}).items()
+        if event["Type"] == "DynamoDB"
+    ]
+    assert len(readers) == 2  # the processor and the rollups consumer: DynamoDB Streams serves about two
+
+
+def test_the_dead_letter_queue_has_an_alarm(template: Template) -> None:
+    alarm = template.properties("SlowWorkDeadLetterAlarm")
+    assert alarm["Dimensions"][0]["Value"] == template.get_att("SlowWorkDeadLetterQueue", "QueueName")

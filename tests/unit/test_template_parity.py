@@ -242,3 +242,98 @@ def test_a_changed_filter_reaches_the_trigger_twin(tmp_path: Path) -> None:
     # The redrive's MODIFY passes the template's filters and is dropped by the edited ones.
     assert EventFilter(original.filter_patterns).passes(_redrive_record())
     assert not EventFilter(edited.filter_patterns).passes(_redrive_record())
+
+
+# ------------------------------------------------------------------------------------------ slow lane
+def _slow_lane(path: Path = TEMPLATE_PATH) -> tuple[Any, Any]:
+    """(the SQS twin's settings of SlowWorkQueue, the event source twin's mapping) as the local stack
+    reads them from a template file."""
+    from backend.local.local_template import local_template
+    from backend.local.sqs_queues import load_sqs_esm_config, queue_settings
+    from backend.settings import Settings
+
+    settings = Settings(table="parity-table", STREAMDESK_API_KEY="test-key-0123456789")
+    template = local_template(settings, Template.load(path))
+    return queue_settings(template, "SlowWorkQueue"), load_sqs_esm_config(template, path)
+
+
+def test_a_changed_visibility_timeout_and_receive_count_reach_the_sqs_twin(tmp_path: Path) -> None:
+    copy = edited_copy(
+        tmp_path,
+        (
+            "  SlowWorkVisibilityTimeoutSeconds:\n    Type: Number\n    Default: 360\n",
+            "  SlowWorkVisibilityTimeoutSeconds:\n    Type: Number\n    Default: 900\n",
+        ),
+        (
+            "  SlowWorkMaxReceiveCount:\n    Type: Number\n    Default: 5\n",
+            "  SlowWorkMaxReceiveCount:\n    Type: Number\n    Default: 7\n",
+        ),
+    )
+    original, _ = _slow_lane()
+    edited, esm = _slow_lane(copy)
+    assert (original.visibility_timeout, original.max_receive_count) == (360, 5)
+    assert (edited.visibility_timeout, edited.max_receive_count) == (900, 7)
+    assert edited.dead_letter_queue == "parity-table-SlowWorkDeadLetterQueue"
+    # The worker's last delivery is the same parameter, so the two cannot drift apart.
+    assert esm.function.environment["SLOW_WORK_MAX_RECEIVES"] == "7"
+
+
+def test_a_changed_batch_size_and_concurrency_reach_the_event_source_twin(tmp_path: Path) -> None:
+    copy = edited_copy(
+        tmp_path,
+        (
+            "  SlowWorkBatchSize:\n    Type: Number\n    Default: 1\n",
+            "  SlowWorkBatchSize:\n    Type: Number\n    Default: 4\n",
+        ),
+        (
+            "  SlowWorkConcurrency:\n    Type: Number\n    Default: 10\n",
+            "  SlowWorkConcurrency:\n    Type: Number\n    Default: 3\n",
+        ),
+    )
+    _, original = _slow_lane()
+    _, edited = _slow_lane(copy)
+    assert (original.batch_size, original.local_pollers) == (1, 10)
+    assert (edited.batch_size, edited.local_pollers) == (4, 3)
+    assert edited.report_batch_item_failures
+    assert edited.queue_id == "SlowWorkQueue"
+    assert edited.function.handler == "streamdesk_processor.handler.slow_work_handler"
+
+
+def test_dropping_partial_batch_responses_reaches_the_event_source_twin(tmp_path: Path) -> None:
+    copy = edited_copy(
+        tmp_path,
+        (
+            "            BatchSize: !Ref SlowWorkBatchSize\n            FunctionResponseTypes:\n"
+            "              - ReportBatchItemFailures\n",
+            "            BatchSize: !Ref SlowWorkBatchSize\n",
+        ),
+    )
+    _, edited = _slow_lane(copy)
+    assert not edited.report_batch_item_failures
+
+
+def test_a_changed_threshold_reaches_the_processor(tmp_path: Path) -> None:
+    copy = edited_copy(
+        tmp_path,
+        (
+            "  SlowWorkThresholdMs:\n    Type: Number\n    Default: 1000\n",
+            "  SlowWorkThresholdMs:\n    Type: Number\n    Default: 250\n",
+        ),
+    )
+    assert _esm(copy).function.environment["SLOW_WORK_THRESHOLD_MS"] == "250"
+    assert _esm().function.environment["SLOW_WORK_THRESHOLD_MS"] == "1000"
+
+
+def test_parameter_overrides_of_the_local_stack_reach_the_queue_and_the_function() -> None:
+    """`STREAMDESK_TEMPLATE_PARAMETERS`, as `sam deploy --parameter-overrides` (the chaos test uses it)."""
+    from backend.local.local_template import local_template
+    from backend.local.sqs_queues import load_sqs_esm_config, queue_settings
+    from backend.settings import Settings
+
+    settings = Settings(
+        table="parity-table", STREAMDESK_API_KEY="test-key-0123456789",
+        template_parameters='{"SlowWorkVisibilityTimeoutSeconds": "6", "SlowWorkTimeoutSeconds": "5"}',
+    )  # fmt: skip
+    template = local_template(settings)
+    assert queue_settings(template, "SlowWorkQueue").visibility_timeout == 6
+    assert load_sqs_esm_config(template).function.timeout_seconds == 5
