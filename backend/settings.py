@@ -89,6 +89,19 @@ class Settings(BaseSettings):
         le=3650,
         description="Days resolved or cancelled requests are kept; the template's if unset.",
     )
+    retention_days: int | None = Field(
+        None, ge=1, le=3650, description="Days succeeded requests are kept; the template's if unset."
+    )
+    rollups_table_name: str | None = Field(
+        None,
+        min_length=3,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The rollups table; '<table>-rollups' (the local stack's name) if unset.",
+    )
+    rollup_write_shards: int | None = Field(
+        None, ge=1, le=64, description="Write shards of the rollups; the template's parameter if unset."
+    )
 
     # Behaviour of the dashboard.
     refresh_seconds: float = Field(5.0, ge=1.0, description="Auto-refresh interval (1 second at least).")
@@ -176,6 +189,20 @@ class Settings(BaseSettings):
             return self.closed_retention_days
         return Template(default_raw_template()).int_parameter("ClosedRetentionDays")
 
+    @property
+    def succeeded_days(self) -> int:
+        """How many days a succeeded request is kept before TTL deletes it (template parameter by default)."""
+        if self.retention_days is not None:
+            return self.retention_days
+        return Template(default_raw_template()).int_parameter("RetentionDays")
+
+    @property
+    def rollup_shards(self) -> int:
+        """How many write shards the rollups use (``RollupWriteShards``; readers sum them)."""
+        if self.rollup_write_shards is not None:
+            return self.rollup_write_shards
+        return Template(default_raw_template()).int_parameter("RollupWriteShards")
+
     @cached_property
     def api_key(self) -> str:
         """The API key: given, or generated once and kept in the data dir (printed by ``make up``)."""
@@ -218,9 +245,9 @@ class Settings(BaseSettings):
 
     @property
     def rollups_table(self) -> str:
-        """The local rollups table (``RollupsTable``): named after the requests table, so that two stacks
-        (or two tests) with different tables never share one."""
-        return f"{self.table}-rollups"
+        """The rollups table (``RollupsTable``): a deployed stack's output, else named after the requests
+        table, so that two local stacks (or two tests) with different tables never share one."""
+        return self.rollups_table_name or f"{self.table}-rollups"
 
     @property
     def checkpoint_path(self) -> Path:

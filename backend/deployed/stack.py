@@ -33,6 +33,8 @@ OUTPUT_NAMES: dict[str, str] = {
     "failure_queue_arn": "FailureQueueArn",
     "time_index_shards": "TimeIndexShards",
     "retention_days": "RetentionDays",
+    "rollups_table_name": "RollupsTableName",
+    "rollup_write_shards": "RollupWriteShards",
 }
 
 
@@ -54,6 +56,8 @@ class StackOutputs:
     failure_queue_arn: str
     time_index_shards: int
     retention_days: int
+    rollups_table_name: str
+    rollup_write_shards: int
 
 
 def _describe_error(stack_name: str, error: Exception) -> StackError:
@@ -98,7 +102,7 @@ def stack_outputs(stack_name: str, cloudformation_client: CloudFormationClient) 
             "Run `make deploy` to create or update it."
         )
     values: dict[str, Any] = {field: outputs[name] for field, name in OUTPUT_NAMES.items()}
-    for number in ("time_index_shards", "retention_days"):
+    for number in ("time_index_shards", "retention_days", "rollup_write_shards"):
         try:
             values[number] = int(values[number])
         except ValueError:
@@ -140,7 +144,8 @@ def session_for(settings: Settings) -> boto3.Session:
 def resolve_settings(settings: Settings, session: boto3.Session | None = None) -> Settings:
     """``settings`` completed from the stack's outputs when ``settings.stack`` is set; unchanged otherwise.
 
-    Fills table, api_url, api_key_value and time_index_shards. Raises :class:`StackError` with a human
+    Fills table, api_url, api_key_value, time_index_shards, retention_days, rollups_table_name and
+    rollup_write_shards. Raises :class:`StackError` with a human
     message when the stack is missing, incomplete, or no credentials are available.
     """
     if not settings.stack:
@@ -159,6 +164,9 @@ def resolve_settings(settings: Settings, session: boto3.Session | None = None) -
             "api_url": outputs.api_url,
             "api_key_value": key,
             "time_index_shards": outputs.time_index_shards,
+            "retention_days": outputs.retention_days,
+            "rollups_table_name": outputs.rollups_table_name,
+            "rollup_write_shards": outputs.rollup_write_shards,
         }
     )
     _forget_cached_properties(resolved)

@@ -45,6 +45,8 @@ def _stack_template(with_outputs: bool = True) -> str:
         "FailureQueueArn": {"Value": {"Fn::GetAtt": ["FailureQueue", "Arn"]}},
         "TimeIndexShards": {"Value": {"Ref": "TimeIndexShards"}},
         "RetentionDays": {"Value": "7"},
+        "RollupsTableName": {"Value": "streamdesk-test-RollupsTable-UVW"},
+        "RollupWriteShards": {"Value": "8"},
     }
     template: dict[str, Any] = {
         "AWSTemplateFormatVersion": "2010-09-09",
@@ -106,6 +108,8 @@ def test_stack_outputs_reads_every_output(aws: boto3.Session) -> None:
         )["Attributes"]["QueueArn"],
         time_index_shards=6,
         retention_days=7,
+        rollups_table_name="streamdesk-test-RollupsTable-UVW",
+        rollup_write_shards=8,
     )
     assert {OUTPUT_NAMES[f.name] for f in fields(outputs)} == set(OUTPUT_NAMES.values())
 
@@ -128,6 +132,9 @@ def test_resolve_settings_fills_from_the_stack(aws: boto3.Session, tmp_path: Pat
     assert resolved.table == "streamdesk-test-RequestsTable-XYZ"
     assert resolved.api_base_url == f"https://abc123.execute-api.{REGION}.amazonaws.com/v1"
     assert resolved.api_key_value == value
+    assert resolved.rollups_table == "streamdesk-test-RollupsTable-UVW"
+    assert resolved.rollup_shards == 8
+    assert resolved.succeeded_days == 7
     assert resolved.api_key == value
     assert resolved.index_shards == 6
     assert not resolved.is_local
