@@ -7,6 +7,7 @@ requests: ``items_read`` counts the rollup items read, for the benchmark.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from streamdesk_rollups.schema import (
@@ -27,6 +28,7 @@ from streamdesk_rollups.schema import (
 from backend.rollups.model import Rollup, rollup_from_item
 
 BATCH_GET_LIMIT: Final = 100
+MAX_PARALLEL_QUERIES: Final = 8  # a range's partitions (day x write shard) are read concurrently
 UNKNOWN_GROUP: Final = "(unknown group)"  # a count whose group item is missing (it expired first)
 
 
@@ -39,23 +41,39 @@ class RollupReader:
         self._shards = write_shards
         self.items_read = 0
 
-    def buckets(self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE) -> dict[int, Rollup]:
-        """Bucket start (epoch ms) -> the rollup of that bucket, for buckets starting in [since, until]."""
+    def buckets(
+        self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE, *, name_groups: bool = True
+    ) -> dict[int, Rollup]:
+        """Bucket start (epoch ms) -> the rollup of that bucket, for buckets starting in [since, until].
+
+        ``name_groups=False`` leaves the failure groups' texts empty (no BatchGetItem of group items), for
+        a reader that needs the numbers only."""
         if until_ms < since_ms:
             raise ValueError(f"the range ends ({until_ms}) before it starts ({since_ms})")
         first = bucket_start(since_ms, grain)
+        keys = [
+            rollup_pk(grain, day * MS_PER_DAY, shard)
+            for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1)
+            for shard in range(self._shards)
+        ]
+        workers = max(1, min(MAX_PARALLEL_QUERIES, len(keys)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamdesk-rollups") as pool:
+            parts = list(pool.map(lambda pk: self._query(pk, first, until_ms), keys))
         found: dict[int, Rollup] = {}
-        for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1):
-            for shard in range(self._shards):
-                for entry in self._query(rollup_pk(grain, day * MS_PER_DAY, shard), first, until_ms):
-                    start = int(entry[SK]["N"])
-                    found.setdefault(start, Rollup()).merge(rollup_from_item(entry))
-        self._name_groups(found.values())
+        for entries in parts:
+            self.items_read += len(entries)
+            for entry in entries:
+                start = int(entry[SK]["N"])
+                found.setdefault(start, Rollup()).merge(rollup_from_item(entry))
+        if name_groups:
+            self._name_groups(found.values())
         return dict(sorted(found.items()))
 
-    def total(self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE) -> Rollup:
+    def total(
+        self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE, *, name_groups: bool = True
+    ) -> Rollup:
         total = Rollup()
-        for rollup in self.buckets(since_ms, until_ms, grain).values():
+        for rollup in self.buckets(since_ms, until_ms, grain, name_groups=name_groups).values():
             total.merge(rollup)
         return total
 
@@ -107,8 +125,7 @@ class RollupReader:
         }
         while True:
             page = self._client.query(**kwargs)
-            entries.extend(page.get("Items", []))
-            self.items_read += len(page.get("Items", []))
+            entries.extend(page.get("Items", []))  # counted in items_read by the caller (one thread)
             if "LastEvaluatedKey" not in page:
                 return entries
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

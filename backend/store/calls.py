@@ -135,3 +135,19 @@ class TableCalls:
         if code in _UNAVAILABLE_ERRORS:
             return StoreUnavailable(f"DynamoDB is overloaded or failing, try again: {message}")
         return None
+
+
+class CheckedClient:
+    """The reads a rollups reader makes (``query``, ``batch_get_item``) through :class:`TableCalls`, so that
+    an outage or a missing rollups table reaches a person as :class:`StoreUnavailable`, like every read of
+    the requests table."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._call = TableCalls(client, table)
+
+    def query(self, **params: Any) -> dict[str, Any]:
+        return dict(self._call(self._client.query, **params))
+
+    def batch_get_item(self, **params: Any) -> dict[str, Any]:
+        return dict(self._call(self._client.batch_get_item, **params))

@@ -41,6 +41,7 @@ from backend.store.index_query import (
     Merger,
 )
 from backend.store.items import detail_from_item, summary_from_item
+from backend.store.live_state import LiveState, LiveStateReader
 from backend.store.models import (
     FILTER_STATES,
     OPEN_STATES,
@@ -232,6 +233,13 @@ class RequestStore:
             counts[state] = count
             examined += read
         return counts, examined
+
+    def live_state(self, now_ms: int, stuck_after_ms: int) -> LiveState:
+        """Pending, processing, stuck and the oldest pending wait right now, from bounded ``byState``
+        queries (see :mod:`backend.store.live_state`): the cost does not grow with the backlog's size."""
+        return LiveStateReader(
+            lambda **params: self._call(self.client.query, **params), self.table, self.shards
+        ).read(now_ms, stuck_after_ms)
 
     def list_requests(self, flt: RequestFilter, page_size: int, token: str | None = None) -> Page:
         """One page of requests matching ``flt``, newest first; pass ``next_token`` back for the next.
