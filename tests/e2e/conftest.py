@@ -19,10 +19,12 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from backend.dashboard import server as dashboard_server
-from backend.local.dynamodb_local import free_port
+from backend.local.dynamodb_local import client, free_port
+from backend.local.local_template import local_template
+from backend.local.table import ensure_table
 from backend.local.trigger import run_trigger
 from backend.settings import Settings
-from backend.template import PROJECT_ROOT, Template
+from backend.template import PROJECT_ROOT, ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, Template
 from tests.api_fixtures import running_api
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -101,12 +103,27 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 def _stack(
     settings: Settings, template: Template, tmp_path: Path, *, trigger_on: bool
 ) -> Iterator[LocalStack]:
-    """API twin + (optionally) trigger + dashboard on free ports, all pointed at the test table."""
+    """API twin + (optionally) the processor's trigger + the rollups trigger + dashboard on free ports, all
+    pointed at the test table (and its rollups table, created from the template as `make up` does)."""
+    ensure_table(
+        client(settings.dynamodb_url),
+        settings.rollups_table,
+        local_template(settings, template),
+        ROLLUPS_TABLE_ID,
+    )
     with running_api(settings, template) as api_url:
         stop = threading.Event()
         trigger = threading.Thread(
             target=run_trigger, args=(settings, template, stop), name="trigger", daemon=True
         )
+        # The rollups consumer always runs: the overview reads what it counts.
+        rollups = threading.Thread(
+            target=run_trigger,
+            args=(settings, template, stop, ROLLUPS_FUNCTION_ID),
+            name="rollups-trigger",
+            daemon=True,
+        )
+        rollups.start()
         if trigger_on:
             trigger.start()
         port = free_port()
@@ -139,6 +156,7 @@ def _stack(
             stop.set()
             if trigger_on:
                 trigger.join(timeout=15)
+            rollups.join(timeout=15)
             # The dashboard's log tells what went wrong when a page did not show what the test waited for.
             print(log.read_text(errors="replace")[-5000:])
 
