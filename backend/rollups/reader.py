@@ -29,6 +29,10 @@ from backend.rollups.model import Rollup, rollup_from_item
 
 BATCH_GET_LIMIT: Final = 100
 MAX_PARALLEL_QUERIES: Final = 8  # a range's partitions (day x write shard) are read concurrently
+# One pool for the process, its threads started once: starting threads per read cost more than the reads.
+_QUERIES: Final = ThreadPoolExecutor(
+    max_workers=MAX_PARALLEL_QUERIES, thread_name_prefix="streamdesk-rollups"
+)
 UNKNOWN_GROUP: Final = "(unknown group)"  # a count whose group item is missing (it expired first)
 
 
@@ -56,9 +60,7 @@ class RollupReader:
             for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1)
             for shard in range(self._shards)
         ]
-        workers = max(1, min(MAX_PARALLEL_QUERIES, len(keys)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamdesk-rollups") as pool:
-            parts = list(pool.map(lambda pk: self._query(pk, first, until_ms), keys))
+        parts = list(_QUERIES.map(lambda pk: self._query(pk, first, until_ms), keys))
         found: dict[int, Rollup] = {}
         for entries in parts:
             self.items_read += len(entries)

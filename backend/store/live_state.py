@@ -37,6 +37,8 @@ from backend.store.index_query import INDEX_BY_STATE
 RunQuery = Callable[..., Mapping[str, Any]]
 OLDEST_CHUNK: Final = 5  # items per ascending query of the oldest-pending search (one usually decides)
 MAX_PARALLEL: Final = 8
+# One pool for the process, its threads started once: starting threads per read cost more than the reads.
+_QUERIES: Final = ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="streamdesk-live")
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,7 @@ class LiveStateReader:
                 ("cancelled", partial(self._count, _bucket(Status.CANCELLED, shard), None, None)),
                 ("resolved", partial(self._count, _bucket(Status.RESOLVED, shard), None, None)),
             ]
-        with ThreadPoolExecutor(max_workers=MAX_PARALLEL, thread_name_prefix="streamdesk-live") as pool:
-            answers = list(pool.map(lambda task: (task[0], task[1]()), tasks))
+        answers = list(_QUERIES.map(lambda task: (task[0], task[1]()), tasks))
         totals = {"pending": 0, "processing": 0, "stuck": 0, "cancelled": 0, "resolved": 0}
         oldest: int | None = None
         for kind, answer in answers:
