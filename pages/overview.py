@@ -1,4 +1,5 @@
-"""Overview: how many requests are in each state, how fast they flow, how long they take."""
+"""Overview: what is open right now, and in a range how many requests made each transition, how fast they
+flowed and how long they took (from the rollups, see docs/rollups.md "The overview")."""
 
 from __future__ import annotations
 
@@ -152,8 +153,8 @@ def live_overview() -> None:
     st.caption(
         f"{formatting.fmt_time(overview.covered_since_ms, zone=zone)} to "
         f"{formatting.fmt_time(until, zone=zone)} (whole {whole} of the rollups) · "
-        f"read {overview.examined} item(s) · counted {overview.counted} open request(s) in the state "
-        f"index · updated {formatting.fmt_time(now, zone=zone)}"
+        f"read {overview.examined} item(s) · DynamoDB counted {overview.counted} state-index entries "
+        f"(Select=COUNT) · updated {formatting.fmt_time(now, zone=zone)}"
     )
     _metrics(overview)
 
