@@ -21,7 +21,7 @@ from typing import Final
 
 import pandas as pd
 from streamdesk_processor.item import MS_PER_DAY
-from streamdesk_rollups.schema import Grain, Transition, bucket_start
+from streamdesk_rollups.schema import Grain, Transition, bucket_start, count_attribute
 
 from backend.clock import HOUR_MS
 from backend.computed import rollup_frames
@@ -94,7 +94,9 @@ def chart_bucket_ms(since_ms: int, until_ms: int, grain: Grain) -> int:
 def rollup_reader(store: RequestStore, settings: Settings) -> RollupReader:
     """A reader of the settings' rollups table over the store's client (errors as StoreUnavailable)."""
     return RollupReader(
-        CheckedClient(store.client, settings.rollups_table), settings.rollups_table, settings.rollup_shards
+        CheckedClient(store.rollups_client, settings.rollups_table),
+        settings.rollups_table,
+        settings.rollup_shards,
     )
 
 
@@ -104,7 +106,8 @@ def expiring(reader: RollupReader, settings: Settings, now_ms: int) -> Expiring:
     to an hour of successes already past their TTL but maybe not deleted yet are included)."""
     since = bucket_start(now_ms - settings.succeeded_days * MS_PER_DAY, Grain.HOUR)
     until = now_ms - settings.succeeded_days * MS_PER_DAY + settings.expiring_horizon_ms
-    total = reader.total(since, until, Grain.HOUR, name_groups=False)
+    succeeded = count_attribute(Transition.SUCCEEDED)
+    total = reader.total(since, until, Grain.HOUR, name_groups=False, only=(succeeded,))
     return Expiring(total.counts.get(Transition.SUCCEEDED, 0), since, until)
 
 

@@ -6,7 +6,7 @@ requests: ``items_read`` counts the rollup items read, for the benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -25,7 +25,7 @@ from streamdesk_rollups.schema import (
     rollup_pk,
 )
 
-from backend.rollups.model import Rollup, rollup_from_item
+from backend.rollups.model import Rollup, add_item
 
 BATCH_GET_LIMIT: Final = 100
 MAX_PARALLEL_QUERIES: Final = 8  # a range's partitions (day x write shard) are read concurrently
@@ -46,12 +46,19 @@ class RollupReader:
         self.items_read = 0
 
     def buckets(
-        self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE, *, name_groups: bool = True
+        self,
+        since_ms: int,
+        until_ms: int,
+        grain: Grain = Grain.MINUTE,
+        *,
+        name_groups: bool = True,
+        only: Sequence[str] = (),
     ) -> dict[int, Rollup]:
         """Bucket start (epoch ms) -> the rollup of that bucket, for buckets starting in [since, until].
 
         ``name_groups=False`` leaves the failure groups' texts empty (no BatchGetItem of group items), for
-        a reader that needs the numbers only."""
+        a reader that needs the numbers only. ``only`` names the attributes to read (a projection, e.g.
+        one counter: a busy hour's item holds hundreds of sketch bins and group counters)."""
         if until_ms < since_ms:
             raise ValueError(f"the range ends ({until_ms}) before it starts ({since_ms})")
         first = bucket_start(since_ms, grain)
@@ -60,22 +67,27 @@ class RollupReader:
             for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1)
             for shard in range(self._shards)
         ]
-        parts = list(_QUERIES.map(lambda pk: self._query(pk, first, until_ms), keys))
+        parts = list(_QUERIES.map(lambda pk: self._query(pk, first, until_ms, only), keys))
         found: dict[int, Rollup] = {}
         for entries in parts:
             self.items_read += len(entries)
             for entry in entries:
-                start = int(entry[SK]["N"])
-                found.setdefault(start, Rollup()).merge(rollup_from_item(entry))
+                add_item(found.setdefault(int(entry[SK]["N"]), Rollup()), entry)
         if name_groups:
             self._name_groups(found.values())
         return dict(sorted(found.items()))
 
     def total(
-        self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE, *, name_groups: bool = True
+        self,
+        since_ms: int,
+        until_ms: int,
+        grain: Grain = Grain.MINUTE,
+        *,
+        name_groups: bool = True,
+        only: Sequence[str] = (),
     ) -> Rollup:
         total = Rollup()
-        for rollup in self.buckets(since_ms, until_ms, grain, name_groups=name_groups).values():
+        for rollup in self.buckets(since_ms, until_ms, grain, name_groups=name_groups, only=only).values():
             total.merge(rollup)
         return total
 
@@ -113,18 +125,21 @@ class RollupReader:
         self.items_read += len(entries)
         return sum(int(entry.get(OPEN_FAILURES, {}).get("N", "0")) for entry in entries)
 
-    def _query(self, pk: str, first_ms: int, until_ms: int) -> list[dict[str, Any]]:
+    def _query(self, pk: str, first_ms: int, until_ms: int, only: Sequence[str] = ()) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
+        names = {"#pk": PK, "#sk": SK} | {f"#a{number}": name for number, name in enumerate(only)}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :first AND :until",
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {
                 ":pk": {"S": pk},
                 ":first": {"N": str(first_ms)},
                 ":until": {"N": str(until_ms)},
             },
         }
+        if only:
+            kwargs["ProjectionExpression"] = ", ".join(names)
         while True:
             page = self._client.query(**kwargs)
             entries.extend(page.get("Items", []))  # counted in items_read by the caller (one thread)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from streamdesk_processor.item import (
@@ -30,7 +31,7 @@ from streamdesk_processor.item import (
 from backend.clock import now_ms
 from backend.settings import Settings
 from backend.store import page_token
-from backend.store.calls import TableCalls, dynamodb_client
+from backend.store.calls import TableCalls, dynamodb_client, rollups_client
 from backend.store.expressions import Expression, summary_projection
 from backend.store.index_query import (
     INDEX_BY_STATE,
@@ -233,6 +234,11 @@ class RequestStore:
             counts[state] = count
             examined += read
         return counts, examined
+
+    @cached_property
+    def rollups_client(self) -> DynamoDBClient:
+        """The client the rollups reader uses (``calls.rollups_client``), made once per store."""
+        return rollups_client(self.settings)
 
     def live_state(self, now_ms: int, stuck_after_ms: int) -> LiveState:
         """Pending, processing, stuck and the oldest pending wait right now, from bounded ``byState``
