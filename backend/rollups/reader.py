@@ -6,7 +6,7 @@ requests: ``items_read`` counts the rollup items read, for the benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
@@ -67,12 +67,17 @@ class RollupReader:
             for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1)
             for shard in range(self._shards)
         ]
-        parts = list(_QUERIES.map(lambda pk: self._query(pk, first, until_ms, only), keys))
+        # Each partition is summed as its pages arrive, so that only a few pages of raw items are held at
+        # once (a busy week's raw items take a few hundred MB as Python objects; the sums a few MB).
+        parts = list(_QUERIES.map(lambda pk: self._sum_partition(pk, first, until_ms, only), keys))
         found: dict[int, Rollup] = {}
-        for entries in parts:
-            self.items_read += len(entries)
-            for entry in entries:
-                add_item(found.setdefault(int(entry[SK]["N"]), Rollup()), entry)
+        for sums, read in parts:
+            self.items_read += read
+            for start, rollup in sums.items():
+                if start in found:
+                    found[start].merge(rollup)
+                else:
+                    found[start] = rollup
         if name_groups:
             self._name_groups(found.values())
         return dict(sorted(found.items()))
@@ -125,8 +130,21 @@ class RollupReader:
         self.items_read += len(entries)
         return sum(int(entry.get(OPEN_FAILURES, {}).get("N", "0")) for entry in entries)
 
-    def _query(self, pk: str, first_ms: int, until_ms: int, only: Sequence[str] = ()) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = []
+    def _sum_partition(
+        self, pk: str, first_ms: int, until_ms: int, only: Sequence[str]
+    ) -> tuple[dict[int, Rollup], int]:
+        """Bucket start -> the sum of one partition's items, and how many items were read."""
+        sums: dict[int, Rollup] = {}
+        read = 0
+        for page in self._pages(pk, first_ms, until_ms, only):
+            read += len(page)
+            for entry in page:
+                add_item(sums.setdefault(int(entry[SK]["N"]), Rollup()), entry)
+        return sums, read
+
+    def _pages(
+        self, pk: str, first_ms: int, until_ms: int, only: Sequence[str] = ()
+    ) -> Iterator[list[dict[str, Any]]]:
         names = {"#pk": PK, "#sk": SK} | {f"#a{number}": name for number, name in enumerate(only)}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -142,7 +160,7 @@ class RollupReader:
             kwargs["ProjectionExpression"] = ", ".join(names)
         while True:
             page = self._client.query(**kwargs)
-            entries.extend(page.get("Items", []))  # counted in items_read by the caller (one thread)
+            yield list(page.get("Items", []))  # counted in items_read by the caller (one thread)
             if "LastEvaluatedKey" not in page:
-                return entries
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
