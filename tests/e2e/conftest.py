@@ -157,6 +157,8 @@ def _stack(
             if trigger_on:
                 trigger.join(timeout=15)
             rollups.join(timeout=15)
+            # DynamoDB Local's TTL sweeper reads every table left behind: leave none.
+            client(settings.dynamodb_url).delete_table(TableName=settings.rollups_table)
             # The dashboard's log tells what went wrong when a page did not show what the test waited for.
             print(log.read_text(errors="replace")[-5000:])
 

@@ -4,8 +4,10 @@ right-now figures from bounded index queries, and what each reads."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from streamdesk_processor import item
 from streamdesk_processor.item import MS_PER_DAY, Status
 from streamdesk_rollups.schema import Grain, Stage, Transition
@@ -22,10 +24,16 @@ HOUR = 3_600_000
 MINUTE = 60_000
 
 
+@pytest.fixture(autouse=True)
+def rollups_table(ddb: Any, settings: Settings) -> Iterator[str]:
+    """The test's rollups table, deleted after it (DynamoDB Local's TTL sweeper reads every table left)."""
+    yield create_rollups_table(ddb, settings.rollups_table)
+    ddb.delete_table(TableName=settings.rollups_table)
+
+
 def test_the_overview_equals_a_recount_of_a_mixed_run(
     ddb: Any, dynamodb_endpoint: str, settings: Settings
 ) -> None:
-    create_rollups_table(ddb, settings.rollups_table)
     # Successes, lasting and transient failures, automatic retries, through the real processor.
     workload = run_workload(ddb, dynamodb_endpoint, settings.table, requests=40, redrives=0)
     count_stream(ddb, dynamodb_endpoint, settings.table, settings.rollups_table)
@@ -69,7 +77,6 @@ def test_the_overview_equals_a_recount_of_a_mixed_run(
 
 
 def test_thirty_days_read_hour_buckets(ddb: Any, dynamodb_endpoint: str, settings: Settings) -> None:
-    create_rollups_table(ddb, settings.rollups_table)
     now = int(time.time() * 1000)
     seed_every_state(ddb, settings.table, now)
     count_stream(ddb, dynamodb_endpoint, settings.table, settings.rollups_table)
@@ -94,7 +101,6 @@ def _pending(n: int, created: int, **extra: Any) -> dict[str, Any]:
 
 
 def test_the_right_now_figures_read_a_bounded_number_of_items(ddb: Any, settings: Settings) -> None:
-    create_rollups_table(ddb, settings.rollups_table)
     now = int(time.time() * 1000)
     store = RequestStore(settings)
     stuck_after = settings.stuck_after_ms
