@@ -107,6 +107,9 @@ def build_stack(
     settings = load_settings(dynamodb_port=local.port, table=f"bench-{name}", data_dir=data_dir)
     template = Template.load(local=LocalValues(refs={"RequestsTable": settings.table}))
     ensure_table(ddb, settings.table, template)
+    # Nothing here reads the stream, and DynamoDB Local's bookkeeping of the stream records of 100,000
+    # writes makes every later DescribeTable (a table's creation waits on it) take minutes.
+    ddb.update_table(TableName=settings.table, StreamSpecification={"StreamEnabled": False})
     rollups_template = Template.load(local=LocalValues(refs={ROLLUPS_TABLE_ID: settings.rollups_table}))
     ensure_table(ddb, settings.rollups_table, rollups_template, ROLLUPS_TABLE_ID)
     since = now - days * MS_PER_DAY
