@@ -43,10 +43,11 @@ lint: install-dev  ## ruff and mypy
 demo: install  ## Send sample requests through every state to the running stack
 	$(BIN)/streamdesk demo
 
-bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview vs a raw scan; rollups vs a naive counter; PUT with vs without Idempotency-Key; cancel vs raw UpdateItem
+bench: install-dev  ## Ingest/drain throughput vs raw writes; pipeline latency; overview from rollups (600 million requests) vs the item-reading overview, and in Chromium; rollups vs a naive counter; PUT with vs without Idempotency-Key; cancel vs raw UpdateItem
 	$(BIN)/python scripts/bench_throughput.py
 	$(BIN)/python scripts/bench_pipeline.py --requests 200 --rate 10
-	$(BIN)/python scripts/bench_overview.py --sizes 10000 100000
+	$(BIN)/python scripts/bench_overview.py --rate 1000 --days 7 --items 100000 --small 10000
+	$(BIN)/python scripts/bench_overview_browser.py --rate 1000 --days 7 --items 100000
 	$(BIN)/python scripts/bench_rollups.py --requests 300 --batch 100
 	$(BIN)/python scripts/bench_idempotency.py --requests 300
 	$(BIN)/python scripts/bench_support.py --requests 200

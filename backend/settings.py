@@ -96,10 +96,15 @@ class Settings(BaseSettings):
         le=3650,
         description="Days resolved or cancelled requests are kept; the template's if unset.",
     )
-    # The rollups (docs/rollups.md): a deployed stack's outputs fill these in; locally the table is named
-    # after the requests table and the shards are the template's parameter.
+    retention_days: int | None = Field(
+        None, ge=1, le=3650, description="Days succeeded requests are kept; the template's if unset."
+    )
     rollups_table_name: str | None = Field(
-        None, min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$", description="The rollups table."
+        None,
+        min_length=3,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="The rollups table; '<table>-rollups' (the local stack's name) if unset.",
     )
     rollup_write_shards: int | None = Field(
         None, ge=1, le=64, description="Write shards of the rollups; the template's parameter if unset."
@@ -208,6 +213,13 @@ class Settings(BaseSettings):
         if self.closed_retention_days is not None:
             return self.closed_retention_days
         return Template(default_raw_template()).int_parameter("ClosedRetentionDays")
+
+    @property
+    def succeeded_days(self) -> int:
+        """How many days a succeeded request is kept before TTL deletes it (template parameter by default)."""
+        if self.retention_days is not None:
+            return self.retention_days
+        return Template(default_raw_template()).int_parameter("RetentionDays")
 
     @cached_property
     def api_key(self) -> str:

@@ -1,4 +1,5 @@
-"""Overview: how many requests are in each state, how fast they flow, how long they take."""
+"""Overview: what is open right now, and in a range how many requests made each transition, how fast they
+flowed and how long they took (from the rollups, see docs/rollups.md "The overview")."""
 
 from __future__ import annotations
 
@@ -7,56 +8,36 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
+from streamdesk_rollups.schema import Grain
 
-from backend.computed.overview import Overview
-from backend.computed.stats import latency_over_time
-from backend.dashboard import controls, formatting, notices, reads, sign_in
+from backend.computed.overview import MAX_RANGE_MS, Overview
+from backend.dashboard import controls, formatting, notices, overview_labels, reads, sign_in
 from backend.store.calls import StoreUnavailable
 
 settings = reads.app_settings()
 sign_in.page_actor(settings)  # everyone signed in may look; see sign_in.page_actor for why pages ask
 st.title("Overview")
-time_range = controls.time_range_control("overview", allow_any=False, default="1 hour")
+time_range = controls.time_range_control("overview", allow_any=False, default="1 hour", long_ranges=True)
 
 
 def _metrics(overview: Overview) -> None:
-    live, counts = overview.live, overview.counts
     st.subheader("Right now (every open request, whatever its age)")
-    now_cols = st.columns(5)
-    now_cols[0].metric("Pending now", live.pending)
-    now_cols[1].metric("Processing now", live.processing)
-    now_cols[2].metric(
-        "Stuck now",
-        live.stuck,
-        help=f"Pending or processing for over {formatting.fmt_duration(settings.stuck_after_ms)}.",
+    now = overview_labels.now_figures(
+        overview, settings.stuck_after_ms, settings.expiring_horizon_hours, settings.succeeded_days
     )
-    now_cols[3].metric("Failed (open)", live.failed, help="Failed requests not redriven yet.")
-    now_cols[4].metric("Oldest pending", formatting.fmt_duration(live.oldest_pending_age_ms))
+    now += overview_labels.kept_figures(overview, settings.closed_days)
+    per_row = 6
+    for row in range(0, len(now), per_row):
+        part = now[row : row + per_row]
+        for column, figure in zip(st.columns(per_row)[: len(part)], part, strict=True):
+            column.metric(figure.label, figure.value, help=figure.help)
 
-    st.subheader(f"Created in the selected range ({time_range.label.lower()})")
-    range_cols = st.columns(8)
-    range_cols[0].metric("Accepted", int(overview.throughput["accepted"].sum()))
-    range_cols[1].metric("Pending", counts.pending)
-    range_cols[2].metric("Processing", counts.processing)
-    range_cols[3].metric("Succeeded", counts.succeeded, help="Expired requests are not counted here.")
-    range_cols[4].metric("Failed", counts.failed)
-    range_cols[5].metric(
-        "Expiring",
-        counts.expiring,
-        help=f"Succeeded, deleted by TTL within {settings.expiring_horizon_hours:g} h.",
-    )
-    range_cols[6].metric(
-        "Expired", counts.expired, help="Not live: the TTL passed, DynamoDB has not deleted them yet."
-    )
-    range_cols[7].metric("Stuck", counts.stuck)
-    closed_cols = st.columns(8)
-    closed_cols[0].metric("Cancelled", counts.cancelled, help="Withdrawn while pending.")
-    closed_cols[1].metric("Resolved", counts.resolved, help="Failures closed by a person without a retry.")
-    if counts.unknown or live.unknown:
-        st.warning(
-            f"{max(counts.unknown, live.unknown)} request(s) have a missing or unrecognised status; "
-            "find them on the Requests page with the UNKNOWN state."
-        )
+    st.subheader(f"Transitions in the selected range ({time_range.label.lower()})")
+    in_range = overview_labels.range_figures(overview)
+    for row in range(0, len(in_range), per_row):
+        part = in_range[row : row + per_row]
+        for column, figure in zip(st.columns(per_row)[: len(part)], part, strict=True):
+            column.metric(figure.label, figure.value, help=figure.help)
 
 
 def _throughput_chart(overview: Overview) -> go.Figure:
@@ -90,8 +71,16 @@ def _throughput_chart(overview: Overview) -> go.Figure:
     return figure
 
 
+def _time_axis(figure: go.Figure, overview: Overview) -> None:
+    # The whole range read on the time axis, as on the throughput chart (one bucket of points would
+    # otherwise be stretched across the chart with millisecond ticks).
+    zone = formatting.display_zone()
+    bounds = pd.to_datetime([overview.covered_since_ms, overview.until_ms], unit="ms", utc=True)
+    figure.update_xaxes(range=list(bounds.tz_convert(zone)))
+
+
 def _latency_time_chart(overview: Overview) -> go.Figure | None:
-    over_time = latency_over_time(overview.latency, overview.bucket_ms)
+    over_time = overview.latency_over_time
     if over_time.empty:
         return None
     long = over_time.melt(id_vars=["time", "stage"], value_vars=["p50", "p95", "p99"], var_name="percentile")
@@ -103,40 +92,30 @@ def _latency_time_chart(overview: Overview) -> go.Figure | None:
         color="stage",
         line_dash="percentile",
         markers=True,
-        labels={"value": "ms (log scale)", "time": "created"},
-        title="Latency over time (by creation time)",
+        labels={"value": "ms (log scale)", "time": "finished"},
+        title=f"Latency over time (by finish time, per {formatting.fmt_duration(overview.bucket_ms)})",
         log_y=True,  # a few stuck requests must not flatten everything else to zero
     )
     figure.update_layout(height=340, margin=formatting.CHART_MARGIN)
-    # The whole selected range on the time axis, as on the throughput chart (one bucket of points would
-    # otherwise be stretched across the chart with millisecond ticks).
-    zone = formatting.display_zone()
-    bounds = pd.to_datetime([overview.since_ms, overview.until_ms], unit="ms", utc=True).tz_convert(zone)
-    figure.update_xaxes(range=[bounds[0], bounds[1]])
+    _time_axis(figure, overview)
     return figure
 
 
 def _latency_distribution(overview: Overview) -> go.Figure:
-    long = overview.latency.melt(
-        id_vars=["id"],
-        value_vars=["queue_wait_ms", "processing_ms", "end_to_end_ms"],
-        var_name="stage",
-        value_name="ms",
-    )
-    long["stage"] = long["stage"].map(
-        {"queue_wait_ms": "queue wait", "processing_ms": "processing", "end_to_end_ms": "end to end"}
-    )
-    figure = px.box(
-        long,
-        x="stage",
-        y="ms",
+    frame = overview.distribution.copy()
+    frame["share"] = frame["share"] * 100
+    figure = px.line(
+        frame,
+        x="ms",
+        y="share",
         color="stage",
-        points="outliers",
-        log_y=True,
-        labels={"ms": "ms (log scale)"},
-        title="Latency distribution",
+        line_shape="hv",
+        markers=True,
+        log_x=True,
+        labels={"ms": "ms (log scale, bars about 20 % wide)", "share": "% of the stage's requests"},
+        title="Latency distribution (the range's merged sketches)",
     )
-    figure.update_layout(height=340, showlegend=False, margin=formatting.CHART_MARGIN)
+    figure.update_layout(height=340, margin=formatting.CHART_MARGIN)
     return figure
 
 
@@ -155,7 +134,7 @@ def live_overview() -> None:
     assert since is not None and until is not None  # the overview has no "any time" choice
     try:
         overview = reads.cached_overview(settings, since, until, now)
-        empty = overview.examined == 0 and reads.cached_table_is_empty(settings)
+        empty = overview.quiet and reads.cached_table_is_empty(settings)
     except StoreUnavailable as error:
         notices.cannot_read(error)
         return
@@ -165,23 +144,36 @@ def live_overview() -> None:
             "Send one from the Submit page, or run `make demo`."
         )
         return
+    zone = formatting.display_zone()
+    if overview.cut:
+        st.warning(
+            f"Ranges are at most {formatting.fmt_duration(MAX_RANGE_MS)}: showing the last part of it."
+        )
+    whole = "minutes" if overview.grain is Grain.MINUTE else "hours"
     st.caption(
-        f"{formatting.fmt_time(since, zone=formatting.display_zone())} to "
-        f"{formatting.fmt_time(until, zone=formatting.display_zone())} · read {overview.examined} item(s) · "
-        f"updated {formatting.fmt_time(now, zone=formatting.display_zone())}"
+        f"{formatting.fmt_time(overview.covered_since_ms, zone=zone)} to "
+        f"{formatting.fmt_time(until, zone=zone)} (whole {whole} of the rollups) · "
+        f"read {overview.examined} item(s) · DynamoDB counted {overview.counted} state-index entries "
+        f"(Select=COUNT) · updated {formatting.fmt_time(now, zone=zone)}"
     )
     _metrics(overview)
 
     st.subheader("Throughput and failure rate")
     st.caption(
-        "Requests created in the selected range: accepted when created, succeeded or failed when finished."
+        "Transitions per bar: accepted when created, succeeded or failed when finished (a request accepted "
+        "before the range and finished in it counts as finished only)."
     )
     st.plotly_chart(_throughput_chart(overview), key="throughput_chart")
 
     st.subheader("Latency")
-    if overview.latency.empty:
-        st.info("No request created in this range has finished yet: no latency to show.")
+    if overview.distribution.empty:
+        st.info("No request finished in this range: no latency to show.")
         return
+    st.caption(
+        "Of the requests that finished in the range (succeeded or failed), from the rollups' latency "
+        "sketches: percentiles within 1 % of the exact value. Queue wait runs from acceptance (or the last "
+        "redrive) to the latest attempt's start."
+    )
     left, right = st.columns(2)
     with left:
         figure = _latency_time_chart(overview)

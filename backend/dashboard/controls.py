@@ -52,6 +52,8 @@ RANGE_CHOICES: Final[dict[str, int]] = {
     "1 day": MS_PER_DAY,
     "1 week": 7 * MS_PER_DAY,
 }
+# Only for pages that read rollups (their cost does not grow with the range's traffic).
+LONG_RANGE_CHOICES: Final[dict[str, int]] = {"30 days": 30 * MS_PER_DAY}
 STATE_CHOICES: Final[tuple[str, ...]] = (*(s.value for s in Status), UNKNOWN_STATE)
 
 
@@ -111,9 +113,11 @@ def _combine(day: date, clock: dtime, zone: ZoneInfo) -> int:
     return int(datetime.combine(day, clock, tzinfo=zone).timestamp() * 1000)
 
 
-def time_range_control(key: str, *, allow_any: bool, default: str) -> TimeRange:
-    """Radio of 15 minutes / hour / day / week / custom (and the list's default if ``allow_any``)."""
-    options = ([ANY_TIME] if allow_any else []) + [*RANGE_CHOICES, CUSTOM]
+def time_range_control(key: str, *, allow_any: bool, default: str, long_ranges: bool = False) -> TimeRange:
+    """Radio of 15 minutes / hour / day / week (/ 30 days if ``long_ranges``) / custom (and the list's
+    default if ``allow_any``)."""
+    choices = RANGE_CHOICES | (LONG_RANGE_CHOICES if long_ranges else {})
+    options = ([ANY_TIME] if allow_any else []) + [*choices, CUSTOM]
     label = st.radio(
         "Time range",
         options,
@@ -125,7 +129,7 @@ def time_range_control(key: str, *, allow_any: bool, default: str) -> TimeRange:
     if label == ANY_TIME:
         return TimeRange(label)
     if label != CUSTOM:
-        return TimeRange(label, span_ms=RANGE_CHOICES[label])
+        return TimeRange(label, span_ms=choices[label])
     zone = display_zone()
     today = datetime.now(zone)
     columns = st.columns(4)

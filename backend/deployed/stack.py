@@ -153,8 +153,8 @@ def session_for(settings: Settings) -> boto3.Session:
 def resolve_settings(settings: Settings, session: boto3.Session | None = None) -> Settings:
     """``settings`` completed from the stack's outputs when ``settings.stack`` is set; unchanged otherwise.
 
-    Fills table, api_url, api_key_value, time_index_shards and, when the stack has them, the rollups'
-    table, function and write shards. Raises :class:`StackError` with a human
+    Fills table, api_url, api_key_value, time_index_shards, retention_days and, when the stack has them,
+    the rollups' table, function and write shards. Raises :class:`StackError` with a human
     message when the stack is missing, incomplete, or no credentials are available.
     """
     if not settings.stack:
@@ -173,6 +173,7 @@ def resolve_settings(settings: Settings, session: boto3.Session | None = None) -
             "api_url": outputs.api_url,
             "api_key_value": key,
             "time_index_shards": outputs.time_index_shards,
+            "retention_days": outputs.retention_days,
             "rollups_table_name": outputs.rollups_table_name,
             "rollup_write_shards": outputs.rollup_write_shards,
             "rollups_function_name": outputs.rollups_function_name,

@@ -17,7 +17,7 @@ from streamdesk_rollups.schema import (
     Stage,
     Transition,
 )
-from streamdesk_rollups.sketch import LatencySketch
+from streamdesk_rollups.sketch import ZERO_KEY, LatencySketch
 
 
 @dataclass
@@ -60,20 +60,38 @@ _TRANSITIONS = {transition.value: transition for transition in Transition}
 def rollup_from_item(entry: Mapping[str, Any]) -> Rollup:
     """A rollup item (DynamoDB JSON) as a :class:`Rollup`; ValueError on an attribute no consumer writes."""
     rollup = Rollup()
-    bins: dict[Stage, dict[str, int]] = {stage: {} for stage in Stage}
+    add_item(rollup, entry)
+    return rollup
+
+
+def add_item(rollup: Rollup, entry: Mapping[str, Any]) -> None:
+    """Add a rollup item (DynamoDB JSON) to ``rollup`` in place: the same as merging
+    ``rollup_from_item(entry)``, without building a rollup per item (a busy hour's item holds hundreds of
+    bins, and a week reads hundreds of items)."""
+    sketches = {prefix: rollup.sketches[stage] for prefix, stage in _STAGES.items()}
     for name, value in entry.items():
         if name in (PK, SK, TTL):
             continue
         prefix, _, suffix = name.partition(SEPARATOR)
+        count = int(value["N"])
+        if count < 0:
+            raise ValueError(f"rollup item {entry.get(PK)}/{entry.get(SK)}: {name} is negative")
         if prefix == COUNT_PREFIX and suffix in _TRANSITIONS:
-            rollup.counts[_TRANSITIONS[suffix]] += int(value["N"])
+            transition = _TRANSITIONS[suffix]
+            rollup.counts[transition] = rollup.counts.get(transition, 0) + count
         elif prefix == GROUP_PREFIX:
             # The texts live in the group's own item: the reader fills them in.
-            rollup.groups[suffix] = GroupCount("", "", int(value["N"]))
-        elif prefix in _STAGES:
-            bins[_STAGES[prefix]][suffix] = int(value["N"])
+            group = rollup.groups.setdefault(suffix, GroupCount("", ""))
+            group.count += count
+        elif prefix in sketches:
+            sketch = sketches[prefix]
+            if suffix == ZERO_KEY:
+                sketch.zero_count += count
+            else:
+                try:
+                    key = int(suffix)
+                except ValueError:
+                    raise ValueError(f"{suffix!r} is not a sketch bin") from None
+                sketch.bins[key] = sketch.bins.get(key, 0) + count
         else:
             raise ValueError(f"rollup item {entry.get(PK)}/{entry.get(SK)}: unknown attribute {name!r}")
-    for stage, counts in bins.items():
-        rollup.sketches[stage] = LatencySketch.from_counts(counts)
-    return rollup

@@ -6,7 +6,8 @@ requests: ``items_read`` counts the rollup items read, for the benchmark.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 from streamdesk_rollups.schema import (
@@ -24,9 +25,14 @@ from streamdesk_rollups.schema import (
     rollup_pk,
 )
 
-from backend.rollups.model import Rollup, rollup_from_item
+from backend.rollups.model import Rollup, add_item
 
 BATCH_GET_LIMIT: Final = 100
+MAX_PARALLEL_QUERIES: Final = 8  # a range's partitions (day x write shard) are read concurrently
+# One pool for the process, its threads started once: starting threads per read cost more than the reads.
+_QUERIES: Final = ThreadPoolExecutor(
+    max_workers=MAX_PARALLEL_QUERIES, thread_name_prefix="streamdesk-rollups"
+)
 UNKNOWN_GROUP: Final = "(unknown group)"  # a count whose group item is missing (it expired first)
 
 
@@ -39,23 +45,54 @@ class RollupReader:
         self._shards = write_shards
         self.items_read = 0
 
-    def buckets(self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE) -> dict[int, Rollup]:
-        """Bucket start (epoch ms) -> the rollup of that bucket, for buckets starting in [since, until]."""
+    def buckets(
+        self,
+        since_ms: int,
+        until_ms: int,
+        grain: Grain = Grain.MINUTE,
+        *,
+        name_groups: bool = True,
+        only: Sequence[str] = (),
+    ) -> dict[int, Rollup]:
+        """Bucket start (epoch ms) -> the rollup of that bucket, for buckets starting in [since, until].
+
+        ``name_groups=False`` leaves the failure groups' texts empty (no BatchGetItem of group items), for
+        a reader that needs the numbers only. ``only`` names the attributes to read (a projection, e.g.
+        one counter: a busy hour's item holds hundreds of sketch bins and group counters)."""
         if until_ms < since_ms:
             raise ValueError(f"the range ends ({until_ms}) before it starts ({since_ms})")
         first = bucket_start(since_ms, grain)
+        keys = [
+            rollup_pk(grain, day * MS_PER_DAY, shard)
+            for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1)
+            for shard in range(self._shards)
+        ]
+        # Each partition is summed as its pages arrive, so that only a few pages of raw items are held at
+        # once (a busy week's raw items take a few hundred MB as Python objects; the sums a few MB).
+        parts = list(_QUERIES.map(lambda pk: self._sum_partition(pk, first, until_ms, only), keys))
         found: dict[int, Rollup] = {}
-        for day in range(first // MS_PER_DAY, until_ms // MS_PER_DAY + 1):
-            for shard in range(self._shards):
-                for entry in self._query(rollup_pk(grain, day * MS_PER_DAY, shard), first, until_ms):
-                    start = int(entry[SK]["N"])
-                    found.setdefault(start, Rollup()).merge(rollup_from_item(entry))
-        self._name_groups(found.values())
+        for sums, read in parts:
+            self.items_read += read
+            for start, rollup in sums.items():
+                if start in found:
+                    found[start].merge(rollup)
+                else:
+                    found[start] = rollup
+        if name_groups:
+            self._name_groups(found.values())
         return dict(sorted(found.items()))
 
-    def total(self, since_ms: int, until_ms: int, grain: Grain = Grain.MINUTE) -> Rollup:
+    def total(
+        self,
+        since_ms: int,
+        until_ms: int,
+        grain: Grain = Grain.MINUTE,
+        *,
+        name_groups: bool = True,
+        only: Sequence[str] = (),
+    ) -> Rollup:
         total = Rollup()
-        for rollup in self.buckets(since_ms, until_ms, grain).values():
+        for rollup in self.buckets(since_ms, until_ms, grain, name_groups=name_groups, only=only).values():
             total.merge(rollup)
         return total
 
@@ -93,22 +130,37 @@ class RollupReader:
         self.items_read += len(entries)
         return sum(int(entry.get(OPEN_FAILURES, {}).get("N", "0")) for entry in entries)
 
-    def _query(self, pk: str, first_ms: int, until_ms: int) -> list[dict[str, Any]]:
-        entries: list[dict[str, Any]] = []
+    def _sum_partition(
+        self, pk: str, first_ms: int, until_ms: int, only: Sequence[str]
+    ) -> tuple[dict[int, Rollup], int]:
+        """Bucket start -> the sum of one partition's items, and how many items were read."""
+        sums: dict[int, Rollup] = {}
+        read = 0
+        for page in self._pages(pk, first_ms, until_ms, only):
+            read += len(page)
+            for entry in page:
+                add_item(sums.setdefault(int(entry[SK]["N"]), Rollup()), entry)
+        return sums, read
+
+    def _pages(
+        self, pk: str, first_ms: int, until_ms: int, only: Sequence[str] = ()
+    ) -> Iterator[list[dict[str, Any]]]:
+        names = {"#pk": PK, "#sk": SK} | {f"#a{number}": name for number, name in enumerate(only)}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :first AND :until",
-            "ExpressionAttributeNames": {"#pk": PK, "#sk": SK},
+            "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {
                 ":pk": {"S": pk},
                 ":first": {"N": str(first_ms)},
                 ":until": {"N": str(until_ms)},
             },
         }
+        if only:
+            kwargs["ProjectionExpression"] = ", ".join(names)
         while True:
             page = self._client.query(**kwargs)
-            entries.extend(page.get("Items", []))
-            self.items_read += len(page.get("Items", []))
+            yield list(page.get("Items", []))  # counted in items_read by the caller (one thread)
             if "LastEvaluatedKey" not in page:
-                return entries
+                return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

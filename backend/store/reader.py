@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from streamdesk_processor.item import (
@@ -30,7 +31,7 @@ from streamdesk_processor.item import (
 from backend.clock import now_ms
 from backend.settings import Settings
 from backend.store import page_token
-from backend.store.calls import TableCalls, dynamodb_client
+from backend.store.calls import TableCalls, dynamodb_client, rollups_client
 from backend.store.expressions import Expression, summary_projection
 from backend.store.index_query import (
     INDEX_BY_STATE,
@@ -41,6 +42,7 @@ from backend.store.index_query import (
     Merger,
 )
 from backend.store.items import detail_from_item, summary_from_item
+from backend.store.live_state import LiveState, LiveStateReader
 from backend.store.models import (
     FILTER_STATES,
     OPEN_STATES,
@@ -262,6 +264,18 @@ class RequestStore:
             counts[state] = count
             examined += read
         return counts, examined
+
+    @cached_property
+    def rollups_client(self) -> DynamoDBClient:
+        """The client the rollups reader uses (``calls.rollups_client``), made once per store."""
+        return rollups_client(self.settings)
+
+    def live_state(self, now_ms: int, stuck_after_ms: int) -> LiveState:
+        """Pending, processing, stuck and the oldest pending wait right now, from bounded ``byState``
+        queries (see :mod:`backend.store.live_state`): the cost does not grow with the backlog's size."""
+        return LiveStateReader(
+            lambda **params: self._call(self.client.query, **params), self.table, self.shards
+        ).read(now_ms, stuck_after_ms)
 
     def list_requests(self, flt: RequestFilter, page_size: int, token: str | None = None) -> Page:
         """One page of requests matching ``flt``, newest first; pass ``next_token`` back for the next.

@@ -105,7 +105,8 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
 def _stack(
     settings: Settings, template: Template, tmp_path: Path, *, trigger_on: bool
 ) -> Iterator[LocalStack]:
-    """API twin + (optionally) the triggers + dashboard on free ports, all pointed at the test table."""
+    """API twin + (optionally) the processor's trigger + the rollups trigger + dashboard on free ports, all
+    pointed at the test table (and its rollups table, created from the template as `make up` does)."""
     ensure_table(
         dynamodb_client(settings.dynamodb_url),
         settings.rollups_table,
@@ -136,16 +137,13 @@ def _stack(
                 command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
             )
         # The rollups consumer's mapping in a process of its own, as the supervisor runs component `rollups`
-        # (each trigger's Lambda runtime sets its function's environment for the whole process).
+        # (each trigger's Lambda runtime sets its function's environment for the whole process). It runs
+        # with the processor's trigger stopped too, as under `make up`: the overview reads what it counts.
         rollups_command = [sys.executable, "-m", "backend.cli", "trigger", "--function", ROLLUPS_FUNCTION_ID]
         rollups_log = tmp_path / "rollups-trigger.log"
         with rollups_log.open("wb") as output:
-            rollups = (
-                subprocess.Popen(  # a fixed command line
-                    rollups_command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-                )
-                if trigger_on
-                else None
+            rollups = subprocess.Popen(  # a fixed command line
+                rollups_command, cwd=PROJECT_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
             )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -153,8 +151,6 @@ def _stack(
             yield LocalStack(settings=settings, api_url=api_url, dashboard_url=url)
         finally:
             for child in (process, rollups):
-                if child is None:
-                    continue
                 child.terminate()
                 try:
                     child.wait(timeout=10)
@@ -164,6 +160,8 @@ def _stack(
             stop.set()
             if trigger_on:
                 trigger.join(timeout=15)
+            # DynamoDB Local's TTL sweeper reads every table left behind: leave none.
+            dynamodb_client(settings.dynamodb_url).delete_table(TableName=settings.rollups_table)
             # The dashboard's log tells what went wrong when a page did not show what the test waited for.
             print(log.read_text(errors="replace")[-5000:])
 

@@ -63,6 +63,19 @@ def app_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, tmp_path: Path)
 
 
 RunPage = Callable[..., AppTest]
+CountStream = Callable[[], int]
+
+
+@pytest.fixture()
+def count_stream(ddb: Any, dynamodb_endpoint: str, settings: Settings) -> Iterator[CountStream]:
+    """The test's rollups table (created now, empty) and a function that runs the real rollups consumer
+    over the requests table's stream so far: the overview reads rollups, as the rollups mapping keeps
+    them."""
+    from tests.rollups_workload import count_stream, create_rollups_table
+
+    create_rollups_table(ddb, settings.rollups_table)
+    yield lambda: count_stream(ddb, dynamodb_endpoint, settings.table, settings.rollups_table)
+    ddb.delete_table(TableName=settings.rollups_table)
 
 
 @pytest.fixture()

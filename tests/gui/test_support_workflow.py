@@ -20,7 +20,7 @@ from backend.local.trigger import Trigger
 from backend.settings import Settings
 from backend.template import Template
 from tests.api_fixtures import running_api
-from tests.gui.conftest import RunPage, clear_streamlit_caches, metrics, texts
+from tests.gui.conftest import CountStream, RunPage, clear_streamlit_caches, metrics, texts
 from tests.gui.test_failures_page import FAIL_ONCE_AT_CHARGE, failed, frame, group_key, report_rows
 from tests.processor_events import put_pending_item, read_item
 
@@ -51,10 +51,11 @@ def timeline(app: AppTest) -> list[str]:
 
 
 def test_resolve_a_group_with_a_reason_the_counts_drop_and_the_trail_shows(
-    run_page: RunPage, ddb: Any, app_env: Settings, trigger: Trigger
+    run_page: RunPage, ddb: Any, app_env: Settings, trigger: Trigger, count_stream: CountStream
 ) -> None:
     ids, other = failed(ddb, app_env, trigger, 3)
     key = group_key(app_env)
+    count_stream()  # the overview's open failures: the rollups' gauge
     assert metrics(run_page())["Failed (open)"] == "4"
 
     app = run_page(FAILURES)
@@ -72,6 +73,7 @@ def test_resolve_a_group_with_a_reason_the_counts_drop_and_the_trail_shows(
     ok(app.run())
     assert "1 failed request(s) in 1 group(s)" in texts(app)  # the group left the open failures
     assert key not in set(frame(app, "failed step(s)")["group"])
+    count_stream()  # the resolves left FAILED: the gauge counts them down
     assert metrics(run_page())["Failed (open)"] == "1"
 
     stored = read_item(ddb, app_env.table, ids[0])

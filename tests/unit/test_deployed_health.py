@@ -156,6 +156,8 @@ def _outputs(session: boto3.Session, mapping_id: str, queue_url: str, queue_arn:
         failure_queue_arn=queue_arn,
         time_index_shards=4,
         retention_days=7,
+        rollups_table_name="t-rollups",
+        rollup_write_shards=4,
     )
 
 

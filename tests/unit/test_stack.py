@@ -136,6 +136,7 @@ def test_resolve_settings_fills_from_the_stack(aws: boto3.Session, tmp_path: Pat
     assert resolved.table == "streamdesk-test-RequestsTable-XYZ"
     assert resolved.api_base_url == f"https://abc123.execute-api.{REGION}.amazonaws.com/v1"
     assert resolved.api_key_value == value
+    assert resolved.succeeded_days == 7
     assert resolved.api_key == value
     assert resolved.index_shards == 6
     assert resolved.rollups_table == "streamdesk-test-RollupsTable-R" and resolved.rollups_shards == 8
