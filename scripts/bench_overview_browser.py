@@ -39,19 +39,10 @@ from playwright.sync_api import Page, sync_playwright
 
 from backend.dashboard import controls
 from backend.dashboard import server as dashboard_server
+from backend.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from backend.local.dynamodb_local import DynamoDBLocal, free_port
 from backend.template import PROJECT_ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RANGES = [*controls.RANGE_CHOICES, *controls.LONG_RANGE_CHOICES]
 TIMEOUT_MS = 60_000
 
@@ -145,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(url: str, server_pid: int, repeat: int, requests: int, items: int) -> None:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1500, "height": 1100})
         start = time.perf_counter()
         page.goto(url + "/")

@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
 from backend.dashboard import server as dashboard_server
+from backend.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from backend.local.dynamodb_local import client as dynamodb_client
 from backend.local.dynamodb_local import free_port
 from backend.local.local_template import local_template
@@ -29,16 +30,6 @@ from backend.settings import Settings
 from backend.template import PROJECT_ROOT, ROLLUPS_FUNCTION_ID, ROLLUPS_TABLE_ID, Template
 from tests.api_fixtures import running_api
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = PROJECT_ROOT / "test-output" / "screenshots"
 DASHBOARD_START_TIMEOUT = 60.0
 
