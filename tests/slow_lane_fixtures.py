@@ -71,6 +71,7 @@ def slow_lane_processor(
     max_receives: int = 3,
     steps: tuple[Step, ...] = STEPS,
     sleep: Any = None,
+    visibility_seconds: int = 360,
 ) -> StreamProcessor:
     """A processor with the slow lane on (``simulate`` allowed, as in the local stack)."""
     config = ProcessorConfig(
@@ -79,6 +80,7 @@ def slow_lane_processor(
         slow_work_queue_url=url,
         slow_work_threshold_ms=threshold_ms,
         slow_work_max_receives=max_receives,
+        slow_work_visibility_seconds=visibility_seconds,
     )
     extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
     return StreamProcessor(
@@ -86,8 +88,12 @@ def slow_lane_processor(
     )
 
 
-def worker(processor: StreamProcessor, ddb: Any, clock: FakeClock | None = None) -> SlowWorker:
-    return SlowWorker(processor, ddb, clock=clock or FakeClock())
+def worker(
+    processor: StreamProcessor, ddb: Any, clock: FakeClock | None = None, queue: SlowWorkQueue | None = None
+) -> SlowWorker:
+    """The slow-work worker (``queue``: the one it shortens a failed delivery's wait on; None: the message
+    waits the queue's whole visibility timeout)."""
+    return SlowWorker(processor, ddb, clock=clock or FakeClock(), queue=queue)
 
 
 def receive(sqs: Any, url: str, *, wait: int = 0, count: int = 10) -> list[dict[str, Any]]:

@@ -248,14 +248,23 @@ class RequestActions:
         def update(current: dict[str, Any], now: int) -> dict[str, Any]:
             seen = "#upd = :seen" if seen_updated_at is not None else "attribute_not_exists(#upd)"
             message = f"{reason} (handed back by {actor.name})"[: attr.MAX_ERROR_MESSAGE_CHARS]
+            # Never while a slow-lane worker holds a live lease: it is running a step right now (its
+            # writes do not move updatedAt during a long step). The hand-off's own attributes go with the
+            # claim, so that the redrive starts clean.
             return _status_change(
                 current,
                 now,
-                condition=f"#s = :expected AND {seen}",
+                condition=f"#s = :expected AND {seen} AND (attribute_not_exists(#lease) OR #lease < :now)",
                 to=Status.FAILED,
                 sets={"#fin": ":now", "#err": ":err"},
-                remove=("#claim",),
-                names={"#fin": attr.FINISHED_AT, "#err": attr.ERROR, "#claim": attr.CLAIM},
+                remove=("#claim", "#handoff", "#lease"),
+                names={
+                    "#fin": attr.FINISHED_AT,
+                    "#err": attr.ERROR,
+                    "#claim": attr.CLAIM,
+                    "#handoff": attr.HANDOFF,
+                    "#lease": attr.LEASE_UNTIL,
+                },
                 values={
                     ":expected": {"S": expected.value},
                     **({":seen": {"N": str(seen_updated_at)}} if seen_updated_at is not None else {}),

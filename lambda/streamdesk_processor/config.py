@@ -18,6 +18,7 @@ ALLOW_SIMULATE = "ALLOW_SIMULATE"
 SLOW_WORK_QUEUE_URL = "SLOW_WORK_QUEUE_URL"
 SLOW_WORK_THRESHOLD_MS = "SLOW_WORK_THRESHOLD_MS"  # a step expected to take this long is long
 SLOW_WORK_MAX_RECEIVES = "SLOW_WORK_MAX_RECEIVES"  # the queue's maxReceiveCount (the worker's last try)
+SLOW_WORK_VISIBILITY_SECONDS = "SLOW_WORK_VISIBILITY_SECONDS"  # the queue's VisibilityTimeout (retry cap)
 
 # Used only when the variable is unset (the template always sets both).
 DEFAULT_RETENTION_DAYS = 7
@@ -25,6 +26,7 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_CONCURRENCY = 16
 DEFAULT_SLOW_WORK_THRESHOLD_MS = 1000
 DEFAULT_SLOW_WORK_MAX_RECEIVES = 5
+DEFAULT_SLOW_WORK_VISIBILITY_SECONDS = 360
 MAX_CONCURRENCY = 100
 
 # The event source mapping's own "retry until the record expires" value.
@@ -43,6 +45,7 @@ class ProcessorConfig:
     slow_work_queue_url: str | None = None
     slow_work_threshold_ms: int = DEFAULT_SLOW_WORK_THRESHOLD_MS
     slow_work_max_receives: int = DEFAULT_SLOW_WORK_MAX_RECEIVES
+    slow_work_visibility_seconds: int = DEFAULT_SLOW_WORK_VISIBILITY_SECONDS
 
     def __post_init__(self) -> None:
         if not 3 <= len(self.table_name) <= 255:
@@ -73,6 +76,9 @@ class ProcessorConfig:
             slow_work_max_receives=whole_number(
                 environ, SLOW_WORK_MAX_RECEIVES, DEFAULT_SLOW_WORK_MAX_RECEIVES, ConfigError
             ),
+            slow_work_visibility_seconds=whole_number(
+                environ, SLOW_WORK_VISIBILITY_SECONDS, DEFAULT_SLOW_WORK_VISIBILITY_SECONDS, ConfigError
+            ),
         )
 
     @property
@@ -100,6 +106,6 @@ def environment_key(environ: Mapping[str, str]) -> tuple[str | None, ...]:
     """The raw values the processor is built from: when they change, the processor is rebuilt."""
     names = (
         TABLE_NAME, RETENTION_DAYS, MAX_RETRIES, CONCURRENCY, ALLOW_SIMULATE, SLOW_WORK_QUEUE_URL,
-        SLOW_WORK_THRESHOLD_MS, SLOW_WORK_MAX_RECEIVES, *ENDPOINT_VARIABLES,
+        SLOW_WORK_THRESHOLD_MS, SLOW_WORK_MAX_RECEIVES, SLOW_WORK_VISIBILITY_SECONDS, *ENDPOINT_VARIABLES,
     )  # fmt: skip
     return tuple(environ.get(name) for name in names)

@@ -69,7 +69,7 @@ def _built() -> tuple[StreamProcessor, SlowWorker]:
                 else None
             )
             processor = StreamProcessor(config, client, slow_work=queue)
-            _cached = (key, processor, SlowWorker(processor, client))
+            _cached = (key, processor, SlowWorker(processor, client, queue=queue))
             logger.debug("processor built", extra={"table": config.table_name})
         return _cached[1], _cached[2]
 

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 HANDOFF_PREFIX: Final = "slow:"
 DELIVERY_SEPARATOR: Final = "/"
+# Backoff between a transient failure in the slow lane and its redelivery: 10 s, doubling, at most 80 s,
+# never longer than the queue's own visibility timeout. Kept short on purpose: a request waiting out its
+# backoff is PROCESSING with no write, and it must come back (plus at most a function timeout) before the
+# dashboard's stuck threshold (300 s by default) would call it stuck and reconcile would take it over.
+RETRY_BACKOFF_FIRST_S: Final = 10
+RETRY_BACKOFF_MAX_S: Final = 80
 
 
 def is_long(step: Step, ctx: StepContext, simulation: Simulation, threshold_ms: int) -> bool:
@@ -32,6 +38,12 @@ def is_long(step: Step, ctx: StepContext, simulation: Simulation, threshold_ms: 
     if step.estimate_ms is not None and step.estimate_ms(ctx) >= threshold_ms:
         return True
     return simulation.delay_ms > 0 and simulation.delay_ms >= threshold_ms
+
+
+def retry_backoff_seconds(receive_count: int, visibility_timeout_s: int) -> int:
+    """How long a message waits before its next delivery after the ``receive_count``-th one failed."""
+    backoff = RETRY_BACKOFF_FIRST_S * 2 ** max(receive_count - 1, 0)
+    return max(0, min(backoff, RETRY_BACKOFF_MAX_S, visibility_timeout_s))
 
 
 def handoff_token(event_id: str) -> str:
@@ -86,3 +98,10 @@ class SlowWorkQueue:
 
     def send(self, handoff: HandOff) -> None:
         self._client.send_message(QueueUrl=self.url, MessageBody=handoff.body())
+
+    def retry_after(self, receipt_handle: str, seconds: int) -> None:
+        """Make a delivered message visible again in ``seconds`` (its backoff) instead of after the
+        queue's whole visibility timeout."""
+        self._client.change_message_visibility(
+            QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )

@@ -18,7 +18,13 @@ from streamdesk_processor.item import Status
 from streamdesk_processor.log import logger
 from streamdesk_processor.processor import Clock, Outcome, SlowDelivery, StreamProcessor
 from streamdesk_processor.records import Refused, RequestRecords
-from streamdesk_processor.slow_lane import DELIVERY_SEPARATOR, HandOff, delivery_token
+from streamdesk_processor.slow_lane import (
+    DELIVERY_SEPARATOR,
+    HandOff,
+    SlowWorkQueue,
+    delivery_token,
+    retry_backoff_seconds,
+)
 from streamdesk_processor.stream import Work
 
 if TYPE_CHECKING:
@@ -33,9 +39,15 @@ class SlowWorker:
     """Handles SQS events of hand-off messages (``streamdesk_processor.handler.slow_work_handler``)."""
 
     def __init__(
-        self, processor: StreamProcessor, client: DynamoDBClient, *, clock: Clock = time.time
+        self,
+        processor: StreamProcessor,
+        client: DynamoDBClient,
+        *,
+        clock: Clock = time.time,
+        queue: SlowWorkQueue | None = None,
     ) -> None:
         self._processor = processor
+        self._queue = queue  # for the backoff of a failed delivery (None: the queue's visibility timeout)
         self._records = RequestRecords(client, processor.config.table_name)
         self._clock = clock
 
@@ -51,11 +63,25 @@ class SlowWorker:
             try:
                 outcome = self.process_message(record, lease_ms)
             except Exception:
-                logger.exception("slow-work message failed; the queue delivers it again after its timeout")
+                logger.exception("slow-work message failed; the queue delivers it again after its backoff")
+                self._back_off(record)
                 outcome = None
             if outcome in (None, Outcome.BUSY):
                 failures.append({"itemIdentifier": str(record.get("messageId", ""))})
         return {"batchItemFailures": failures}
+
+    def _back_off(self, record: Mapping[str, Any]) -> None:
+        """Shorten a failed delivery's wait to its backoff (best effort: if the queue does not answer, the
+        message comes back after the queue's visibility timeout instead)."""
+        handle = record.get("receiptHandle")
+        if self._queue is None or not isinstance(handle, str):
+            return
+        receive_count = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
+        seconds = retry_backoff_seconds(receive_count, self._processor.config.slow_work_visibility_seconds)
+        try:
+            self._queue.retry_after(handle, seconds)
+        except Exception:  # BotoCoreError, ClientError: the queue's own timeout applies
+            logger.warning("could not shorten the message's visibility timeout", exc_info=True)
 
     def process_message(self, record: Mapping[str, Any], lease_ms: int) -> Outcome:
         """One message: the outcome, or raises (the message is then delivered again)."""

@@ -17,7 +17,14 @@ from botocore.exceptions import EndpointConnectionError
 from streamdesk_processor import item
 from streamdesk_processor.item import Status
 from streamdesk_processor.processor import Outcome
-from streamdesk_processor.slow_lane import HandOff, handoff_token
+from streamdesk_processor.records import Refused, RequestRecords
+from streamdesk_processor.slow_lane import (
+    RETRY_BACKOFF_MAX_S,
+    HandOff,
+    SlowWorkQueue,
+    handoff_token,
+    retry_backoff_seconds,
+)
 from streamdesk_processor.steps import STEPS, Step, StepContext
 
 from backend.local.sqs_server import SqsServer
@@ -334,6 +341,35 @@ def test_a_transient_failure_in_the_slow_lane_is_retried_by_redelivery(
     assert step_attempts(done) == {NAMES[0]: 1, NAMES[1]: 1, NAMES[2]: 2, NAMES[3]: 2}
 
 
+def test_a_transient_failure_comes_back_after_its_backoff_not_the_whole_visibility_timeout(
+    ddb: Any, table_name: str, tmp_path: Path
+) -> None:
+    """The queue hides a delivered message for 30 s; after a transient failure the worker shortens that to
+    its backoff (here capped by a 1 s visibility setting), so the retry is back well before a request
+    waiting that long would look stuck (docs/slow-lane.md)."""
+    with running_sqs_twin(tmp_path / "long-visibility", visibility_timeout=30) as twin:
+        sqs, url = sqs_client(twin.url), queue_url(twin)
+        processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep, visibility_seconds=1)
+        body = {"simulate": {"delayMs": 120, "fail": "upstream timeout", "transient": True, "failAtStep": 3,
+                             "failTimes": 1}}  # fmt: skip
+        request_id = put_pending_item(ddb, table_name, body)
+        processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+        the_worker = worker(processor, ddb, queue=SlowWorkQueue(sqs, url))
+        (message,) = receive(sqs, url)
+        assert deliver(sqs, url, the_worker, [message])["batchItemFailures"]
+        assert depth(sqs, url) == (0, 1)  # hidden: the backoff, not gone
+        (again,) = receive(sqs, url, wait=5)  # back after about 1 s, not 30
+        assert deliver(sqs, url, the_worker, [again]) == {"batchItemFailures": []}
+        assert read_item(ddb, table_name, request_id)[item.STATUS] == Status.SUCCEEDED
+
+
+def test_the_retry_backoff_doubles_and_stays_under_the_stuck_threshold() -> None:
+    assert [retry_backoff_seconds(n, 360) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 80, 80]
+    assert retry_backoff_seconds(3, 6) == 6  # never longer than the queue's own visibility timeout
+    # The longest quiet time of a request in the slow lane: a backoff, then a whole function timeout.
+    assert RETRY_BACKOFF_MAX_S + 60 < 300
+
+
 def test_a_transient_failure_at_the_last_delivery_ends_failed(
     ddb: Any, table_name: str, sqs: Any, url: str
 ) -> None:
@@ -444,3 +480,48 @@ def test_delete_of_a_handed_off_request_is_409_and_changes_nothing(
         assert read_item(ddb, settings.table, request_id) == before
         deliver(sqs, url, worker(processor, ddb), receive(sqs, url))
         assert api.get(f"/requests/{request_id}", headers=auth).json()["status"] == Status.SUCCEEDED.value
+
+
+def test_reconcile_leaves_a_request_a_worker_holds_and_hands_back_one_whose_lease_passed(
+    ddb: Any, table_name: str, sqs: Any, url: str
+) -> None:
+    """A worker in a long step writes nothing, so the request can look stuck; reconcile must not take it
+    from under a live lease (the step would run twice), and once the lease has passed it hands it back
+    without the hand-off's attributes, so the redrive starts clean."""
+    processor = slow_lane_processor(ddb, table_name, sqs, url, sleep=no_sleep)
+    request_id = put_pending_item(ddb, table_name, LONG)
+    processor.handle(stream_event(insert_record(ddb, table_name, request_id)), lambda_context())
+    handed = read_item(ddb, table_name, request_id)
+    now = int(time.time() * 1000)
+    claimed = RequestRecords(ddb, table_name).take_over(
+        request_id,
+        handed[item.CLAIM],
+        handed[item.CLAIM] + "/1.test",
+        new_attempt=False,
+        now_ms=now,
+        lease_until=now + 60_000,
+    )
+    assert not isinstance(claimed, Refused)
+    held = read_item(ddb, table_name, request_id)
+    actions, actor = RequestActions(ddb, table_name), Actor("tests", Role.OPERATOR)
+
+    refused = actions.hand_back_stuck(
+        request_id, Status.PROCESSING, int(held[item.UPDATED_AT]), "stuck", actor
+    )
+    assert refused.outcome is ActionOutcome.NOT_STUCK
+    assert read_item(ddb, table_name, request_id)[item.CLAIM] == held[item.CLAIM]  # nothing changed
+
+    ddb.update_item(  # the worker died: its lease passes
+        TableName=table_name,
+        Key={item.ID: {"S": request_id}},
+        UpdateExpression="SET #lease = :past",
+        ExpressionAttributeNames={"#lease": item.LEASE_UNTIL},
+        ExpressionAttributeValues={":past": {"N": str(now - 1)}},
+    )
+    handed_back = actions.hand_back_stuck(
+        request_id, Status.PROCESSING, int(held[item.UPDATED_AT]), "stuck", actor
+    )
+    assert handed_back.outcome is ActionOutcome.REDRIVEN
+    after = read_item(ddb, table_name, request_id)
+    assert after[item.STATUS] == Status.PENDING
+    assert item.HANDOFF not in after and item.LEASE_UNTIL not in after and item.CLAIM not in after

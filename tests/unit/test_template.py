@@ -649,14 +649,15 @@ def test_the_processor_may_only_send_to_the_slow_work_queue(template: Template) 
     assert template.get_att("SlowWorkDeadLetterQueue", "Arn") not in granted
 
 
-def test_the_slow_work_function_only_receives_and_deletes_on_its_queue(template: Template) -> None:
+def test_the_slow_work_function_only_receives_deletes_and_backs_off_on_its_queue(template: Template) -> None:
     function = template.properties("SlowWorkFunction")
     assert function["Role"] == template.get_att("SlowWorkRole", "Arn")
     assert "Policies" not in function and "ManagedPolicyArns" not in template.properties("SlowWorkRole")
     granted = _actions_by_resource(template, "SlowWorkRole")
-    # GetQueueAttributes: Lambda's SQS event source needs it, with receive and delete (and nothing else).
+    # GetQueueAttributes: Lambda's SQS event source needs it, with receive and delete; ChangeMessageVisibility
+    # is the worker's own backoff after a transient failure (and nothing else).
     assert granted[template.get_att("SlowWorkQueue", "Arn")] == {
-        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility",
     }  # fmt: skip
     assert granted[template.get_att(TABLE_ID, "Arn")] == {"dynamodb:UpdateItem"}
     assert not any(action.startswith("sqs:SendMessage") for actions in granted.values() for action in actions)
