@@ -233,13 +233,15 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_rollups_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     """Recount the rollups of a range from the items; with --apply add what is missing."""
     from backend.clock import now_ms
-    from backend.rollups.rebuild_command import run_rebuild
+    from backend.rollups.rebuild_command import require_closed_range, run_rebuild
     from backend.time_arguments import parse_time
 
     now = now_ms()
     try:
         since_ms = parse_time(args.since, now)
         until_ms = parse_time(args.until, now) if args.until else now
+        if args.apply:
+            require_closed_range(args.until, until_ms, now, allow_recent=args.allow_recent)
         return run_rebuild(settings, since_ms, until_ms, args.apply, print)
     except ValueError as error:
         print(f"streamdesk rollups rebuild: {error}", file=sys.stderr)
@@ -314,6 +316,12 @@ def _add_rollups(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rebuild.add_argument("--since", required=True, help=f"start of the range: {FORMATS}")
     rebuild.add_argument("--until", help="end of the range (default now), same forms")
     rebuild.add_argument("--apply", action="store_true", help="add the missing figures (else only report)")
+    rebuild.add_argument(
+        "--allow-recent",
+        action="store_true",
+        help="with --apply: allow an --until within the last 15 minutes (only once the health page shows "
+        "the rollups consumer caught up: a record it has yet to count would be counted twice)",
+    )
     rebuild.set_defaults(func=cmd_rollups_rebuild)
 
 

@@ -12,6 +12,22 @@ from backend.store.calls import GuardedClient, dynamodb_client
 from backend.time_arguments import fmt_utc
 
 LISTED: Final = 20  # differing figures printed one per line; the rest are counted
+# An --apply range must end at least this long ago: the consumer may not have counted a record of the last
+# minutes yet (its lag), and a correction added for it would be counted a second time when it does.
+CLOSED_AFTER_MS: Final = 15 * 60_000
+
+
+def require_closed_range(until_given: str | None, until_ms: int, now_ms: int, *, allow_recent: bool) -> None:
+    """ValueError unless an --apply range is closed: an explicit --until, at least
+    :data:`CLOSED_AFTER_MS` ago (or ``allow_recent``, said by someone who checked the consumer's lag)."""
+    if not until_given:
+        raise ValueError("--apply needs an explicit --until (a closed range, e.g. --until 15m)")
+    if until_ms > now_ms - CLOSED_AFTER_MS and not allow_recent:
+        raise ValueError(
+            "--apply on a range that ends within the last 15 minutes could count records the rollups "
+            "consumer has not counted yet a second time; end it earlier, or add --allow-recent once the "
+            "health page shows the consumer caught up"
+        )
 
 
 def run_rebuild(

@@ -46,7 +46,10 @@ def test_rebuild_reports_a_lost_batch_and_apply_adds_exactly_it(
     assert "--apply would add, to write shard 0 of " in out
     assert f"{lost_inserts} accepted (minute)" in out and f"{lost_inserts} accepted (hour)" in out
 
-    assert main(["rollups", "rebuild", "--since", since, "--until", until, "--apply"]) == 0
+    # The workload ended a moment ago: --apply refuses a range that recent unless told the consumer is done.
+    assert main(["rollups", "rebuild", "--since", since, "--until", until, "--apply"]) == 2
+    assert "--allow-recent" in capsys.readouterr().err
+    assert main(["rollups", "rebuild", "--since", since, "--until", until, "--apply", "--allow-recent"]) == 0
     out = capsys.readouterr().out
     assert "added, to write shard 0 of " in out and f"{lost_inserts} accepted (minute)" in out
 
@@ -60,6 +63,7 @@ def test_rebuild_reports_a_lost_batch_and_apply_adds_exactly_it(
         (["--since", "yesterday-ish"], "'yesterday-ish' is not a time: use an ISO time"),
         (["--since", "1h", "--until", "2h ago"], "--until ("),
         (["--since=-1h", "--until=-2h"], "--until ("),
+        (["--since", "2h", "--apply"], "--apply needs an explicit --until"),
         (["--since", "2026-12-04T10:00", "--until", "2026-12-04T09:00"], "is before --since"),
     ],
 )
