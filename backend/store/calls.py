@@ -163,6 +163,9 @@ def _table_of(params: dict[str, Any]) -> str:
     return ", ".join(params.get("RequestItems") or {}) or "(unknown table)"
 
 
+_BINARY_VALUE: Final = b'"B'  # the start of a "B" or "BS" type key: never in a rollup item
+
+
 def _raw_query_answer(
     response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
 ) -> None:
@@ -170,6 +173,8 @@ def _raw_query_answer(
     :func:`rollups_client`)."""
     if int(response_dict.get("status_code", 500)) >= 300 or not response_dict.get("body"):
         return  # errors go through botocore's parser (their codes and messages)
+    if _BINARY_VALUE in response_dict["body"]:
+        return  # binary values (B, BS) are base64 in the JSON and bytes after botocore's parse
     customized_response_dict.update(json.loads(response_dict["body"]))
     response_dict["body"] = b"{}"  # nothing left for the parser; the CRC check reads the HTTP body
 
