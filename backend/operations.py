@@ -19,7 +19,6 @@ from backend.roles import Actor, require_operator
 from backend.rollups.reader import RollupReader
 from backend.settings import Settings
 from backend.store.actions import ActionResult, RequestActions
-from backend.store.calls import GuardedClient
 from backend.store.models import RequestSummary
 from backend.store.reader import RequestStore
 from backend.store.resubmit import Linked, link_resubmission
@@ -55,9 +54,8 @@ class Pipeline:
         return group_failures(self.store.open_requests([Status.FAILED]))
 
     def rollups(self) -> RollupReader:
-        """The rollups of this stack, read through the store's client (an outage is StoreUnavailable)."""
-        shards = self.settings.rollups_shards
-        return RollupReader(GuardedClient(self.store.client), self.settings.rollups_table, shards)
+        """The rollups of this stack (``RequestStore.rollups``: an outage is StoreUnavailable)."""
+        return self.store.rollups()
 
     def failures_view(self, since_ms: int, until_ms: int) -> FailuresView:
         """The failures page: open failures by group (a bounded list) and each group's failures over

@@ -41,10 +41,9 @@ from backend.deployed.health import (
     health_from,
     parse_failure_message,
 )
-from backend.rollups.reader import RollupReader
 from backend.settings import Settings
 from backend.stack_restarts import StackRestarts, read_restarts
-from backend.store.calls import GuardedClient, StoreUnavailable
+from backend.store.calls import StoreUnavailable
 from backend.store.models import TableInfo
 from backend.store.reader import RequestStore
 from backend.trigger_state import TriggerState, read_failure_destination, read_trigger_state
@@ -328,7 +327,7 @@ def _activity(
     settings: Settings, store: RequestStore, now_ms: int, errors: dict[str, str]
 ) -> pd.DataFrame | None:
     """The requests per minute of the last hour, from the rollups; None (said in errors) when unreadable."""
-    reader = RollupReader(GuardedClient(store.client), settings.rollups_table, settings.rollups_shards)
+    reader = store.rollups()
     try:
         return request_activity(reader, now_ms)
     except StoreUnavailable as error:

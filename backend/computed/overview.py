@@ -29,7 +29,6 @@ from backend.computed.stats import BUCKET_CHOICES_MS, choose_bucket_ms
 from backend.rollups.model import Rollup
 from backend.rollups.reader import RollupReader
 from backend.settings import Settings
-from backend.store.calls import GuardedClient
 from backend.store.live_state import LiveState
 from backend.store.reader import RequestStore
 
@@ -91,15 +90,6 @@ def chart_bucket_ms(since_ms: int, until_ms: int, grain: Grain) -> int:
     return max(choose_bucket_ms(since_ms, until_ms), min(w for w in BUCKET_CHOICES_MS if w >= grain.ms))
 
 
-def rollup_reader(store: RequestStore, settings: Settings) -> RollupReader:
-    """A reader of the settings' rollups table over the store's client (errors as StoreUnavailable)."""
-    return RollupReader(
-        GuardedClient(store.rollups_client),
-        settings.rollups_table,
-        settings.rollups_shards,
-    )
-
-
 def expiring(reader: RollupReader, settings: Settings, now_ms: int) -> Expiring:
     """Successes whose TTL (finish + RetentionDays) falls within the horizon: those that finished between
     ``now - retention`` and ``now - retention + horizon``, from hour buckets (the first one whole, so up
@@ -120,7 +110,7 @@ def load_overview(
     grain = choose_grain(since_ms, until_ms)
     covered = bucket_start(since_ms, grain)
     # The right-now reads run beside the range's (each reader counts its own items).
-    gauge_reader, expiring_reader, range_reader = (rollup_reader(store, settings) for _ in range(3))
+    gauge_reader, expiring_reader, range_reader = (store.rollups() for _ in range(3))
     live_read = _BESIDE.submit(store.live_state, now_ms, settings.stuck_after_ms)
     gauge_read = _BESIDE.submit(gauge_reader.open_failures)
     expiring_read = _BESIDE.submit(expiring, expiring_reader, settings, now_ms)

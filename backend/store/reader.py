@@ -29,9 +29,10 @@ from streamdesk_processor.item import (
 )
 
 from backend.clock import now_ms
+from backend.rollups.reader import RollupReader
 from backend.settings import Settings
 from backend.store import page_token
-from backend.store.calls import TableCalls, dynamodb_client, rollups_client
+from backend.store.calls import GuardedClient, TableCalls, dynamodb_client, rollups_client
 from backend.store.expressions import Expression, summary_projection
 from backend.store.index_query import (
     INDEX_BY_STATE,
@@ -269,6 +270,13 @@ class RequestStore:
     def rollups_client(self) -> DynamoDBClient:
         """The client the rollups reader uses (``calls.rollups_client``), made once per store."""
         return rollups_client(self.settings)
+
+    def rollups(self) -> RollupReader:
+        """A reader of this stack's rollups (its own ``items_read``), the one way the dashboard builds one:
+        the fast Query client, and an outage or a missing rollups table is :class:`StoreUnavailable`."""
+        return RollupReader(
+            GuardedClient(self.rollups_client), self.settings.rollups_table, self.settings.rollups_shards
+        )
 
     def live_state(self, now_ms: int, stuck_after_ms: int) -> LiveState:
         """Pending, processing, stuck and the oldest pending wait right now, from bounded ``byState``
