@@ -42,7 +42,8 @@ _TRANSITION_TEXTS: Final[dict[Transition, tuple[str, str]]] = {
     ),
     Transition.RETRIED: (
         "Retried automatically",
-        "Times the processor handed a transient failure back to PENDING in the range.",
+        "Times the processor handed a transient failure back to PENDING in the range (a retry in the slow "
+        "lane stays PROCESSING and counts as a new start instead).",
     ),
     Transition.REDRIVEN: ("Redriven", "Failed requests a person sent back to PENDING in the range."),
     Transition.EXPIRED: ("Expired", "Requests DynamoDB's TTL deleted in the range (counted when deleted)."),
@@ -86,7 +87,12 @@ def now_figures(
             live.pending,
             "Requests waiting for the processor (exact count of the state index).",
         ),
-        Figure("Processing now", live.processing, "Requests the processor is working on (exact count)."),
+        Figure(
+            "Processing now",
+            live.processing,
+            "Requests the processor or the slow lane is working on, or that wait in the slow-work queue "
+            "(exact count).",
+        ),
         Figure(
             "Stuck now",
             live.stuck,
@@ -96,7 +102,9 @@ def now_figures(
         Figure(
             "Failed (open)",
             overview.open_failures,
-            "Failed requests waiting for a person (not redriven or resolved yet): the rollups' gauge.",
+            "Failed requests waiting for a person (not redriven or resolved yet): the rollups' gauge, kept "
+            "exactly by the rollups consumer, so it follows that consumer (the Health page says how far "
+            "behind it is).",
         ),
         Figure(
             "Oldest pending",
