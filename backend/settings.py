@@ -187,6 +187,15 @@ class Settings(BaseSettings):
             raise ValueError("STREAMDESK_TEMPLATE_PARAMETERS must be a JSON object")
         return {str(name): str(value) for name, value in parsed.items()}
 
+    def template_int(self, name: str) -> int:
+        """A whole-number parameter of the local template: ``STREAMDESK_TEMPLATE_PARAMETERS``'s value if it
+        overrides it (as the local stack's functions see it), else the template's default; one rule, so
+        that the dashboard reads the layout the local consumer and processor write."""
+        override = self.parameter_overrides.get(name)
+        if override is not None:
+            return int(override)
+        return Template(default_raw_template()).int_parameter(name)
+
     @property
     def sqs_url(self) -> str:
         """The local SQS twin's endpoint (``AWS_ENDPOINT_URL_SQS`` of the local functions)."""
@@ -205,21 +214,21 @@ class Settings(BaseSettings):
         """How many write shards the time and open-state indexes use (template parameter by default)."""
         if self.time_index_shards is not None:
             return self.time_index_shards
-        return Template(default_raw_template()).int_parameter("TimeIndexShards")
+        return self.template_int("TimeIndexShards")
 
     @property
     def closed_days(self) -> int:
         """How many days a resolved or cancelled request is kept (template parameter by default)."""
         if self.closed_retention_days is not None:
             return self.closed_retention_days
-        return Template(default_raw_template()).int_parameter("ClosedRetentionDays")
+        return self.template_int("ClosedRetentionDays")
 
     @property
     def succeeded_days(self) -> int:
         """How many days a succeeded request is kept before TTL deletes it (template parameter by default)."""
         if self.retention_days is not None:
             return self.retention_days
-        return Template(default_raw_template()).int_parameter("RetentionDays")
+        return self.template_int("RetentionDays")
 
     @cached_property
     def api_key(self) -> str:
@@ -272,7 +281,7 @@ class Settings(BaseSettings):
         """How many write shards the rollups use (the template's ``RollupWriteShards`` by default)."""
         if self.rollup_write_shards is not None:
             return self.rollup_write_shards
-        return Template(default_raw_template()).int_parameter("RollupWriteShards")
+        return self.template_int("RollupWriteShards")
 
     def local_queue_name(self, logical_id: str) -> str:
         """A local queue's name (``SlowWorkQueue``...): named after the requests table, like the rollups

@@ -81,3 +81,17 @@ def test_an_empty_key_file_is_never_the_key(tmp_path: Path) -> None:
     (data / "api-key").write_text("")
     with pytest.raises(RuntimeError, match="stays empty"):
         _ = Settings(data_dir=data).api_key
+
+
+def test_template_parameter_overrides_reach_the_dashboards_layout_too() -> None:
+    """The local functions run the template with STREAMDESK_TEMPLATE_PARAMETERS applied; the dashboard must
+    read the same layout (write shards, retention) or its counts would silently miss a part."""
+    plain = Settings()
+    overridden = Settings(
+        template_parameters='{"RollupWriteShards": "7", "TimeIndexShards": "3", "RetentionDays": "2"}'
+    )
+    assert (overridden.rollups_shards, overridden.index_shards, overridden.succeeded_days) == (7, 3, 2)
+    assert overridden.closed_days == plain.closed_days  # not overridden: the template's default
+    assert (
+        Settings(template_parameters='{"RollupWriteShards": "7"}', rollup_write_shards=5).rollups_shards == 5
+    )
