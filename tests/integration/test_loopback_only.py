@@ -1,7 +1,10 @@
-"""Nothing of the local stack answers on another address of this machine: DynamoDB Local and the API twin
-listen on 127.0.0.1 only (the whole `make up` stack is checked in tests/e2e/test_local_stack.py)."""
+"""Nothing of the local stack answers on another address of this machine: DynamoDB Local, the API twin and
+the SQS twin listen on 127.0.0.1 only (the whole `make up` stack is checked in
+tests/e2e/test_local_stack.py)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +13,7 @@ from backend.settings import Settings
 from backend.template import Template
 from tests.api_fixtures import running_api
 from tests.network import answers, non_loopback_addresses
+from tests.slow_lane_fixtures import running_sqs_twin
 
 
 @pytest.fixture(scope="module")
@@ -32,5 +36,14 @@ def test_the_api_twin_refuses_every_non_loopback_address(
 ) -> None:
     with running_api(settings, template) as base_url:
         port = int(base_url.rsplit(":", 1)[1])
+        assert answers("127.0.0.1", port)
+        assert [a for a in outside_addresses if answers(a, port)] == []
+
+
+def test_the_sqs_twin_refuses_every_non_loopback_address(
+    tmp_path: Path, outside_addresses: list[str]
+) -> None:
+    with running_sqs_twin(tmp_path) as twin:
+        port = int(twin.url.rsplit(":", 1)[1])
         assert answers("127.0.0.1", port)
         assert [a for a in outside_addresses if answers(a, port)] == []
