@@ -219,11 +219,15 @@ class QueueStore:
         now = self._now_ms()
         if now - self._purged_ms > _PURGE_EVERY_MS:
             self._purged_ms = now
+            # Every queue, each by its own retention: a dead-letter queue is seldom received from, and
+            # its messages expire all the same.
+            retentions = [(name, self.settings(name).retention_seconds) for name in self.queue_names()]
             with self._transaction() as db:
-                db.execute(
-                    "DELETE FROM messages WHERE queue = ? AND sent_ms < ?",
-                    (queue, now - settings.retention_seconds * 1000),
-                )
+                for name, retention_seconds in retentions:
+                    db.execute(
+                        "DELETE FROM messages WHERE queue = ? AND sent_ms < ?",
+                        (name, now - retention_seconds * 1000),
+                    )
         # A read first: an idle queue costs no write transaction (and no fsync) per poll.
         ready = (
             self._db()
@@ -245,11 +249,12 @@ class QueueStore:
                 dead_letter = settings.dead_letter_queue
                 if dead_letter and settings.max_receive_count and receives >= settings.max_receive_count:
                     # As SQS: the receive that would exceed maxReceiveCount moves it instead. The message
-                    # keeps its id and body; its receive count starts again in the dead-letter queue.
+                    # keeps its id, body and enqueue time (a standard queue's dead-letter retention and
+                    # oldest age count from the original send); its receive count starts again there.
                     db.execute(
                         "UPDATE messages SET queue = ?, visible_ms = ?, receives = 0, receipt = NULL, "
-                        "first_receive_ms = NULL, sent_ms = ? WHERE id = ?",
-                        (dead_letter, now, now, message_id),
+                        "first_receive_ms = NULL WHERE id = ?",
+                        (dead_letter, now, message_id),
                     )
                     continue
                 receipt = f"{message_id}#{uuid.uuid4().hex}"
@@ -264,7 +269,8 @@ class QueueStore:
 
     def delete(self, queue: str, receipt_handle: str) -> None:
         """Delete the message this receipt handle came with (as SQS: a stale handle of a message still
-        in the queue deletes it too; an unknown handle is an error)."""
+        in the queue deletes it too; a handle of a message already gone does nothing, as SQS answers it;
+        a handle that is not one of the twin's is an error)."""
         self.settings(queue)
         if "#" not in receipt_handle:
             raise SqsError(
