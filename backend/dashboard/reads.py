@@ -245,24 +245,30 @@ def _sqs_for(key: str, _settings: Settings) -> Any:
 
 
 @st.cache_data(ttl=CACHE_TTL_SECONDS, max_entries=16, show_spinner=False)
-def _slow_lane(key: str, now: int, _settings: Settings) -> SlowLaneHealth:
-    if _settings.stack:
-        from backend.deployed.slow_lane import deployed_slow_lane
-        from backend.deployed.stack import session_for
-
-        session = session_for(_settings)
-        return deployed_slow_lane(
-            _settings.stack,
-            session.client("cloudformation"),
-            _sqs_for(key, _settings),
-            session.client("cloudwatch"),
-        )
+def _local_slow_lane(key: str, now: int, _settings: Settings) -> SlowLaneHealth:
     return local_slow_lane(_settings, _sqs_for(key, _settings), now)
+
+
+@st.cache_data(ttl=DEPLOYED_READ_SECONDS, max_entries=4, show_spinner=False)
+def _deployed_slow_lane(key: str, _settings: Settings) -> SlowLaneHealth:
+    # A deployed stack's queues and CloudWatch: read at most every DEPLOYED_READ_SECONDS, whatever the
+    # number of browsers and refreshes (as the other reads of a deployed stack's services).
+    from backend.deployed.slow_lane import deployed_slow_lane
+    from backend.deployed.stack import session_for
+
+    session = session_for(_settings)
+    return deployed_slow_lane(
+        _settings.stack or "",
+        session.client("cloudformation"),
+        _sqs_for(key, _settings),
+        session.client("cloudwatch"),
+    )
 
 
 def cached_slow_lane(settings: Settings, now: int) -> SlowLaneHealth:
     """The slow lane's queues and (locally) its event source (never raises: problems are in ``errors``)."""
-    return _slow_lane(fingerprint(settings), now, settings)
+    key = fingerprint(settings)
+    return _deployed_slow_lane(key, settings) if settings.stack else _local_slow_lane(key, now, settings)
 
 
 def clear_caches() -> None:
@@ -280,6 +286,7 @@ def clear_caches() -> None:
         _deployed_health,
         _deployed_trigger_health,
         _stuck,
-        _slow_lane,
+        _local_slow_lane,
+        _deployed_slow_lane,
     ):
         cached.clear()
