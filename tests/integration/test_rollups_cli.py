@@ -8,8 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from streamdesk_processor import item
+from streamdesk_processor.item import Status
 
 from backend.cli import main
+from backend.rollups.reader import RollupReader
 from backend.settings import Settings
 from tests.rollups_workload import create_rollups_table, make_consumer, run_workload
 
@@ -22,6 +25,11 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     monkeypatch.setenv("STREAMDESK_DYNAMODB_PORT", str(settings.dynamodb_port))
     monkeypatch.setenv("STREAMDESK_TABLE", settings.table)
     monkeypatch.setenv("STREAMDESK_DATA_DIR", str(settings.data_dir))
+
+
+def _status(ddb: Any, table: str, request_id: str) -> str:
+    answer = ddb.get_item(TableName=table, Key={item.ID: {"S": request_id}}, ConsistentRead=True)
+    return str(answer["Item"][item.STATUS]["S"])
 
 
 def iso(epoch_ms: int) -> str:
@@ -54,7 +62,13 @@ def test_rebuild_reports_a_lost_batch_and_apply_adds_exactly_it(
     assert "added, to write shard 0 of " in out and f"{lost_inserts} accepted (minute)" in out
 
     assert main(["rollups", "rebuild", "--since", since, "--until", until]) == 0
-    assert "no figure differs: the rollups hold what the items tell" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no figure differs: the rollups hold what the items tell" in out
+    failed_now = sum(1 for i in w.request_ids if _status(ddb, settings.table, i) == Status.FAILED)
+    gauge = RollupReader(ddb, settings.rollups_table, settings.rollups_shards).open_failures()
+    verdict = "equal" if gauge == failed_now else f"they differ by {gauge - failed_now:+d}"
+    assert f"open failures now: the rollups' gauge {gauge}, FAILED items {failed_now} ({verdict})" in out
+    assert failed_now > 0  # the workload leaves open failures: the line compares something
 
 
 @pytest.mark.parametrize(
