@@ -4,6 +4,7 @@ subprocess), and Debian's Chromium driven by Playwright."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from backend.local.chromium import CHROMIUM, CHROMIUM_ARGS
 from backend.local.dynamodb_local import client as dynamodb_client
 from backend.local.dynamodb_local import free_port
 from backend.local.local_template import local_template
+from backend.local.slow_lane_stack import slow_lane_in_process
 from backend.local.table import ensure_table
 from backend.local.trigger import run_trigger
 from backend.settings import Settings
@@ -104,7 +106,10 @@ def _stack(
         local_template(settings, template),
         ROLLUPS_TABLE_ID,
     )
-    with running_api(settings, template) as api_url:
+    with contextlib.ExitStack() as parts:
+        api_url = parts.enter_context(running_api(settings, template))
+        if trigger_on:  # long requests (the Submit page's slow example) go to the slow lane, as under make up
+            parts.enter_context(slow_lane_in_process(settings, template))
         stop = threading.Event()
         trigger = threading.Thread(
             target=run_trigger, args=(settings, template, stop), name="trigger", daemon=True
@@ -114,6 +119,7 @@ def _stack(
         port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("STREAMDESK_")} | {
             "STREAMDESK_DYNAMODB_PORT": str(settings.dynamodb_port),
+            "STREAMDESK_SQS_PORT": str(settings.sqs_port),
             "STREAMDESK_TABLE": settings.table,
             "STREAMDESK_DATA_DIR": str(settings.data_dir),
             "STREAMDESK_API_KEY": settings.api_key,
