@@ -25,24 +25,17 @@ from backend.computed.health import (
 from backend.computed.rollups_health import RollupsTrigger
 from backend.computed.stuck import ADVICE, StuckRequest
 from backend.dashboard import controls, formatting, notices, reads, sign_in
+from backend.dashboard.health_local_twin import ago, concurrency, stack_processes, table_outages
 from backend.deployed.health import Part
 from backend.roles import PermissionDenied
-from backend.stack_restarts import ComponentState, StackRestarts
 from backend.store.calls import StoreUnavailable
-from backend.trigger_state import TriggerMode, TriggerState
+from backend.trigger_state import TriggerMode
 
 KEY_RECONCILE_ASKED: Final = "sd_health_reconcile_asked"
 KEY_RECONCILE_REPORT: Final = "sd_health_reconcile_report"
 
 settings = reads.app_settings()
 actor = sign_in.page_actor(settings)
-
-
-def _ago(ms: int | None, now: int) -> str:
-    # "now" is rounded down to the second (the cache key), so a fresh heartbeat can be a little ahead of it.
-    if ms is None:
-        return formatting.NO_VALUE
-    return f"{formatting.fmt_duration(max(0, now - ms))} ago"
 
 
 # ------------------------------------------------------------------------------------ trigger
@@ -55,16 +48,16 @@ def _local_trigger(report: HealthReport, now: int) -> None:
         )
         return
     if report.trigger.running:
-        st.success(f"Trigger running · heartbeat {_ago(state.heartbeat_at, now)} · pid {state.pid}")
+        st.success(f"Trigger running · heartbeat {ago(state.heartbeat_at, now)} · pid {state.pid}")
     elif state.mode is TriggerMode.STOPPED:
-        st.error(f"Trigger stopped {_ago(state.heartbeat_at, now)}: restart it (`make up`).")
+        st.error(f"Trigger stopped {ago(state.heartbeat_at, now)}: restart it (`make up`).")
     else:
         st.error(
-            f"Trigger not running: its last heartbeat was {_ago(state.heartbeat_at, now)} "
+            f"Trigger not running: its last heartbeat was {ago(state.heartbeat_at, now)} "
             "(the process died?). Restart it (`make up`)."
         )
     cols = st.columns(4)
-    cols[0].metric("Last batch", _ago(state.last_batch_at, now))
+    cols[0].metric("Last batch", ago(state.last_batch_at, now))
     cols[1].metric("Last batch size", state.last_batch_size)
     cols[2].metric("Last batch result", state.last_batch_result or formatting.NO_VALUE)
     age = state.iterator_age_ms
@@ -157,16 +150,16 @@ def _rollups_trigger_status(rollups: RollupsTrigger, now: int) -> None:
     behind = rollups.behind_ms
     if rollups.running:
         lag = f"counts are {formatting.fmt_duration(behind)} behind" if behind is not None else "lag unknown"
-        st.success(f"Rollups consumer up · {lag} · last batch {_ago(rollups.last_batch_at, now)}")
+        st.success(f"Rollups consumer up · {lag} · last batch {ago(rollups.last_batch_at, now)}")
     elif rollups.running is None:
         st.warning("The rollups trigger's state is unknown (its mapping is changing or unreadable).")
     else:
         st.error(
-            f"Rollups consumer down (last batch {_ago(rollups.last_batch_at, now)}): the counts stop "
+            f"Rollups consumer down (last batch {ago(rollups.last_batch_at, now)}): the counts stop "
             "there and fall behind; they catch up from its checkpoint, each record once, when it is back."
         )
     cols = st.columns(4)
-    cols[0].metric("Rollups last batch", _ago(rollups.last_batch_at, now))
+    cols[0].metric("Rollups last batch", ago(rollups.last_batch_at, now))
     age = rollups.iterator_age_ms
     cols[1].metric(
         "Rollups iterator age",
@@ -203,115 +196,6 @@ def _activity_chart(report: HealthReport) -> None:
     )
     figure.update_layout(height=300, margin=formatting.CHART_MARGIN)
     st.plotly_chart(figure, key="health_requests_per_minute")
-
-
-# ------------------------------------------------------------------------------------ local twin
-def _table_outages(state: TriggerState, now: int) -> None:
-    st.markdown("**Table outages**")
-    if state.table_unreachable_since is not None:
-        st.warning(
-            f"The table does not answer (since {_ago(state.table_unreachable_since, now)}): the trigger is "
-            "waiting for the table; no retries are being spent. Its batches go on once the table is back."
-        )
-    cols = st.columns(4)
-    cols[0].metric(
-        "Outages waited out",
-        state.table_outages_waited,
-        help="Failed batches that found the table unreachable: the trigger waited instead of retrying.",
-    )
-    cols[1].metric("Time waited for the table", formatting.fmt_duration(state.table_outage_seconds * 1000))
-    cols[2].metric(
-        "Records parked by an outage",
-        state.parked_by_outage,
-        help="Given up on while the table was unreachable; handed back to the function once it answers.",
-    )
-    cols[3].metric("Batches handed back after an outage", state.handed_back_after_outage)
-
-
-def _concurrency(state: TriggerState) -> None:
-    st.markdown("**Concurrency and shards**")
-    concurrency = state.processor_concurrency
-    cols = st.columns(4)
-    cols[0].metric(
-        "Batches at once per shard",
-        state.parallelization_factor,
-        help="The mapping's ParallelizationFactor: a shard's keys are spread over this many lanes.",
-    )
-    cols[1].metric("Batch size", state.batch_size)
-    cols[2].metric(
-        "Records at once per invocation",
-        concurrency if concurrency is not None else formatting.NO_VALUE,
-        help="The function's CONCURRENCY variable (unset: one record after the other).",
-    )
-    cols[3].metric(
-        "Batches in flight",
-        state.in_flight_batches,
-        help=f"Invocations running now; at most {state.parallelization_factor} per open shard.",
-    )
-    if not state.shard_progress:
-        st.caption("No shard read yet.")
-        return
-    rows = [
-        {
-            "shard": p.shard_id,
-            "checkpoint": p.checkpoint or formatting.NO_VALUE,
-            "last read": p.last_read or formatting.NO_VALUE,
-            "buffered": p.buffered,
-            "queued": p.queued,
-            "in flight": p.in_flight_batches,
-            "not checkpointed": p.not_checkpointed,
-            "closed": p.closed,
-        }
-        for p in state.shard_progress
-    ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="health_shards")
-    st.caption(
-        "Not checkpointed: records read but not yet passed by the checkpoint (waiting, in flight, or done "
-        "behind one that is not). If it grows while the checkpoint stays put, a slow or retrying batch is "
-        "holding the shard back; after a restart the trigger reads again from the checkpoint."
-    )
-
-
-def _restarts(report: HealthReport, now: int) -> None:
-    st.subheader("Local stack processes")
-    if Part.RESTARTS in report.errors:
-        st.warning(f"Cannot read the supervisor's restarts: {report.errors[Part.RESTARTS]}")
-        return
-    restarts = report.restarts
-    if restarts is None:
-        st.caption("No restarts to show: the stack here was not started by `make up`'s supervisor.")
-        return
-    if restarts.stopped_because:
-        st.error(f"The supervisor stopped the stack because {restarts.stopped_because}.")
-    for component in restarts.components:
-        if component.state is ComponentState.RESTARTING:
-            st.warning(
-                f"{component.name} is being restarted (last exit: {component.last_exit or 'unknown'}, "
-                f"{_ago(component.last_exit_at, now)})."
-            )
-    st.dataframe(_restart_rows(restarts, now), hide_index=True, key="health_restarts")
-    st.caption(
-        f"Updated {_ago(restarts.updated_at, now)}. A component that dies is restarted after 0.5 s, doubling "
-        "per death within a minute; the fifth death within a minute stops the stack."
-    )
-
-
-def _restart_rows(restarts: StackRestarts, now: int) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "component": c.name,
-                "state": c.state.value,
-                "pid": str(c.pid) if c.pid is not None else formatting.NO_VALUE,
-                "restarts": c.restarts,
-                "last exit": c.last_exit or formatting.NO_VALUE,
-                "exited": _ago(c.last_exit_at, now),
-                "restarted": _ago(c.last_restart_at, now),
-                "deaths in the last minute": c.deaths_in_window,
-            }
-            for c in restarts.components
-        ]
-    )
 
 
 # ------------------------------------------------------------------------------------ destination
@@ -489,13 +373,13 @@ def live_health() -> None:
     else:
         _local_trigger(report, now)
         if state is not None:
-            _table_outages(state, now)
-            _concurrency(state)
+            table_outages(state, now)
+            concurrency(state)
     _rollups(report, now)
     _destination(report)
     _table(report)
     if not report.deployed_mode:
-        _restarts(report, now)  # the supervisor of `make up`: a deployed stack has none
+        stack_processes(report, now)  # the supervisor of `make up`: a deployed stack has none
     shown = (
         Part.TABLE,
         Part.FAILURE_DESTINATION,
@@ -543,10 +427,10 @@ def live_slow_lane() -> None:
             st.success(
                 f"Slow-work event source running · pid {worker.pid} · {worker.in_flight} of {worker.pollers} "
                 f"pollers busy · {worker.batches} batches, {worker.left_for_redelivery} left for redelivery, "
-                f"last batch {_ago(worker.last_batch_at, now)}"
+                f"last batch {ago(worker.last_batch_at, now)}"
             )
         else:
-            st.error(f"Slow-work event source not running: last heartbeat {_ago(worker.heartbeat_at, now)}.")
+            st.error(f"Slow-work event source not running: last heartbeat {ago(worker.heartbeat_at, now)}.")
     for part, problem in lane.errors.items():
         st.warning(f"{part}: {formatting.md_escape(problem)}")
 

@@ -12,7 +12,7 @@ import pandas as pd
 from streamdesk_rollups.schema import Stage, Transition
 from streamdesk_rollups.sketch import LatencySketch
 
-from backend.computed.stats import PERCENTILES
+from backend.computed.stats import PERCENTILES, throughput_table
 from backend.rollups.model import Rollup
 
 STAGE_NAMES: Final[dict[Stage, str]] = {
@@ -40,10 +40,6 @@ def chart_buckets(
     return merged
 
 
-def _utc(ms: list[int]) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(pd.to_datetime(ms, unit="ms", utc=True)).as_unit("ns")
-
-
 def throughput(charted: Mapping[int, Rollup]) -> pd.DataFrame:
     """Per chart bucket: accepted, succeeded and failed transitions, and failure_rate = failed /
     (succeeded + failed), NaN where nothing finished."""
@@ -51,18 +47,7 @@ def throughput(charted: Mapping[int, Rollup]) -> pd.DataFrame:
     accepted = np.array([charted[s].counts.get(Transition.ACCEPTED, 0) for s in starts], dtype=np.int64)
     succeeded = np.array([charted[s].counts.get(Transition.SUCCEEDED, 0) for s in starts], dtype=np.int64)
     failed = np.array([charted[s].counts.get(Transition.FAILED, 0) for s in starts], dtype=np.int64)
-    finished = succeeded + failed
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(finished > 0, failed / np.maximum(finished, 1), np.nan)
-    return pd.DataFrame(
-        {
-            "time": _utc(starts),
-            "accepted": accepted,
-            "succeeded": succeeded,
-            "failed": failed,
-            "failure_rate": rate.astype(float),
-        }
-    )
+    return throughput_table(starts, accepted, succeeded, failed)
 
 
 def _percentile_row(sketch: LatencySketch) -> dict[str, float | int]:

@@ -13,7 +13,7 @@ Conventions (the tests pin the boundaries):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -203,6 +203,15 @@ def throughput_frame(
                 succeeded[index] += 1
             elif s.status in FAILED_OUTCOMES:  # a failure closed since still failed then
                 failed[index] += 1
+    return throughput_table(starts, accepted, succeeded, failed)
+
+
+def throughput_table(
+    starts: Sequence[int], accepted: np.ndarray, succeeded: np.ndarray, failed: np.ndarray
+) -> pd.DataFrame:
+    """The throughput chart's frame, whatever it was counted from (items here, rollups in
+    ``rollup_frames``): one row per bucket start, and failure_rate = failed / (succeeded + failed), NaN
+    where nothing finished."""
     finished = succeeded + failed
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(finished > 0, failed / np.maximum(finished, 1), np.nan)
